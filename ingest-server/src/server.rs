@@ -1,0 +1,165 @@
+//! The listeners and the HTTP service every connection runs.
+//!
+//! Two listeners serve the same routes. The main one offers HTTP/2 and HTTP/1.1 (the
+//! Kinesis Data Streams SDKs need h2 for SubscribeToShard). The video data-plane one
+//! offers only HTTP/1.1: the AWS producer SDK switches PutMedia to h2 whenever it is
+//! offered, which drops the `connection` and `transfer-encoding` headers it signed and
+//! so breaks its own signature. GetDataEndpoint returns the data-plane listener.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use crate::credentials::CredentialStore;
+use crate::protocol::body::{MAX_JSON_BODY, ResponseBody, read_capped};
+use crate::protocol::error::AwsError;
+use crate::protocol::router::VideoOperation;
+use crate::protocol::sigv4::{self, PayloadHash};
+use crate::services::video::{RequestContext, VideoService};
+
+/// SigV4 service names accepted for the video APIs.
+const VIDEO_SERVICES: &[&str] = &["kinesisvideo"];
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Everything a request needs.
+pub struct App {
+    /// The video service.
+    pub video: Arc<VideoService>,
+    /// Accepted credentials.
+    pub credentials: Arc<CredentialStore>,
+}
+
+/// Which protocols a listener offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocols {
+    /// HTTP/2 and HTTP/1.1 (ALPN, or h2c prior knowledge on plain HTTP).
+    Http2AndHttp1,
+    /// HTTP/1.1 only.
+    Http1Only,
+}
+
+/// Accepts connections until the process ends.
+pub async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, protocols: Protocols, app: Arc<App>) {
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(conn) => conn,
+            Err(err) => {
+                tracing::warn!(error = %err, "Accept failed.");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let app = Arc::clone(&app);
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| handle(Arc::clone(&app), req));
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            if protocols == Protocols::Http1Only {
+                builder = builder.http1_only();
+            }
+            builder.http1().keep_alive(true);
+            let result = match tls {
+                Some(acceptor) => match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => builder.serve_connection(TokioIo::new(stream), service).await,
+                    Ok(Err(err)) => {
+                        tracing::debug!(%peer, error = %err, "TLS handshake failed.");
+                        return;
+                    }
+                    Err(_) => return,
+                },
+                None => builder.serve_connection(TokioIo::new(tcp), service).await,
+            };
+            if let Err(err) = result {
+                tracing::debug!(%peer, error = %err, "Connection ended with an error.");
+            }
+        });
+    }
+}
+
+/// The host the client addressed, without port: the Host header on HTTP/1.1, the
+/// `:authority` on HTTP/2.
+fn request_host<B>(req: &Request<B>) -> String {
+    let raw = req
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| req.uri().authority().map(|a| a.as_str().to_owned()))
+        .unwrap_or_else(|| "localhost".to_owned());
+    match raw.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(v6).to_owned(),
+        None => raw.rsplit_once(':').map_or(raw.clone(), |(host, _)| host.to_owned()),
+    }
+}
+
+fn now() -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc()
+}
+
+fn auth_error(err: &sigv4::AuthError) -> AwsError {
+    AwsError::new(err.http_status(), err.aws_code(), err.message())
+}
+
+async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<ResponseBody>, Infallible> {
+    let ctx = RequestContext {
+        request_id: uuid::Uuid::new_v4().to_string(),
+        host: request_host(&req),
+    };
+    let path = req.uri().path().to_owned();
+    let result = route(&app, req, &ctx).await;
+    Ok(match result {
+        Ok(response) => response,
+        Err(err) => {
+            tracing::debug!(request_id = %ctx.request_id, %path, code = err.code, message = %err.message, "Request failed.");
+            err.to_response(&ctx.request_id)
+        }
+    })
+}
+
+async fn route(app: &App, req: Request<Incoming>, ctx: &RequestContext) -> Result<Response<ResponseBody>, AwsError> {
+    let op = match (req.method(), VideoOperation::from_path(req.uri().path())) {
+        (&http::Method::POST, Some(op)) => op,
+        _ => {
+            return Err(AwsError::new(
+                404,
+                "UnknownOperationException",
+                format!("No operation is served at {} {}.", req.method(), req.uri().path()),
+            ));
+        }
+    };
+    let (parts, body) = req.into_parts();
+    if op == VideoOperation::PutMedia {
+        // The media body is streamed and never hashed by producers.
+        sigv4::verify(&parts, PayloadHash::Streaming, &app.credentials, VIDEO_SERVICES, now())
+            .map_err(|e| auth_error(&e))?;
+        return app.video.put_media(&parts, body, ctx).await;
+    }
+    let bytes = read_capped(body, MAX_JSON_BODY).await?;
+    sigv4::verify(&parts, PayloadHash::Body(&bytes), &app.credentials, VIDEO_SERVICES, now())
+        .map_err(|e| auth_error(&e))?;
+    app.video.handle_json(op, bytes, ctx).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_drops_the_port() {
+        let req = |host: &str| Request::builder().header("host", host).body(()).unwrap();
+        assert_eq!(request_host(&req("127.0.0.1:8444")), "127.0.0.1");
+        assert_eq!(request_host(&req("localhost")), "localhost");
+        assert_eq!(request_host(&req("[::1]:8443")), "::1");
+        let h2 = Request::builder().uri("https://cam.example:8443/getMedia").body(()).unwrap();
+        assert_eq!(request_host(&h2), "cam.example");
+    }
+}

@@ -1,0 +1,3 @@
+//! API families. Each one turns typed, authenticated requests into store operations.
+
+pub mod video;

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what it needs (idempotently), then runs formatting and
+# lint checks, the Rust unit/integration tests and the end-to-end tests over the real
+# binaries. Used by CI (.ci/run) and by developers alike.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  build-essential pkg-config
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+  gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools
+  ffmpeg mkvtoolnix python3-pip
+)
+
+step() { printf '\n==> %s\n' "$*"; }
+
+install_apt() {
+  local missing=()
+  for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    step "Installing Debian packages: ${missing[*]}"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${missing[@]}"
+  fi
+}
+
+install_python() {
+  if ! python3 -c 'import pytest, boto3, botocore' 2>/dev/null || ! command -v aws >/dev/null; then
+    step "Installing Python test tools"
+    python3 -m pip install -q -r tests/e2e/requirements.txt
+  fi
+}
+
+install_apt
+install_python
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "Rust tests"
+cargo test --workspace
+
+step "Building the server for the end-to-end tests"
+cargo build -p ingest-server
+export INGEST_SERVER_BIN="$PWD/target/debug/ingest-server"
+
+step "End-to-end tests (real server, TLS, boto3, AWS CLI, GStreamer, ffprobe)"
+python3 -m pytest tests/e2e -v -x --durations=10
