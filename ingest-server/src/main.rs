@@ -33,7 +33,8 @@ async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
 
 async fn run(config: Config) -> anyhow::Result<()> {
     let data_dir = config.data_dir.clone();
-    std::fs::create_dir_all(&data_dir).with_context(|| format!("creating the data directory {}", data_dir.display()))?;
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
 
     let credentials_path = data_dir.join("credentials");
     let (credentials, created) = CredentialStore::load_or_create(&credentials_path)
@@ -56,14 +57,19 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let data_addr = data_listener.local_addr()?;
 
     let (main_tls, data_tls) = if config.plain_http {
-        tracing::warn!("Serving plain HTTP (--plain-http): credentials and video cross the network unencrypted.");
+        tracing::warn!(
+            "Serving plain HTTP (--plain-http): credentials and video cross the network unencrypted."
+        );
         (None, None)
     } else {
         let material = match (&config.tls_cert, &config.tls_key) {
-            (Some(cert), Some(key)) => tls::load_pem(cert, key).context("loading --tls-cert/--tls-key")?,
+            (Some(cert), Some(key)) => {
+                tls::load_pem(cert, key).context("loading --tls-cert/--tls-key")?
+            }
             _ => {
                 let tls_dir = data_dir.join("tls");
-                let material = tls::load_or_create_local(&tls_dir, &config.tls_names).context("preparing the local CA")?;
+                let material = tls::load_or_create_local(&tls_dir, &config.tls_names)
+                    .context("preparing the local CA")?;
                 tracing::info!(ca = %tls_dir.join("ca.pem").display(), "Local CA ready: give it to clients as AWS_CA_BUNDLE.");
                 material
             }
@@ -79,9 +85,22 @@ async fn run(config: Config) -> anyhow::Result<()> {
         video,
         credentials: Arc::new(credentials),
     });
-    tokio::spawn(retention_loop(Arc::clone(&store), Duration::from_secs(config.retention_check_secs.max(1))));
-    tokio::spawn(accept_loop(main_listener, main_tls, Protocols::Http2AndHttp1, Arc::clone(&app)));
-    tokio::spawn(accept_loop(data_listener, data_tls, Protocols::Http1Only, app));
+    tokio::spawn(retention_loop(
+        Arc::clone(&store),
+        Duration::from_secs(config.retention_check_secs.max(1)),
+    ));
+    tokio::spawn(accept_loop(
+        main_listener,
+        main_tls,
+        Protocols::Http2AndHttp1,
+        Arc::clone(&app),
+    ));
+    tokio::spawn(accept_loop(
+        data_listener,
+        data_tls,
+        Protocols::Http1Only,
+        app,
+    ));
     let scheme = if config.plain_http { "http" } else { "https" };
     tracing::info!(main = %format!("{scheme}://{main_addr}"), video_data_plane = %format!("{scheme}://{data_addr}"), "Server listening.");
 
@@ -98,7 +117,10 @@ async fn retention_loop(store: Arc<dyn VideoStore>, every: Duration) {
         let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
         match tokio::task::spawn_blocking(move || store.expire(now as i64)).await {
             Ok(Ok(0)) => {}
-            Ok(Ok(n)) => tracing::info!(fragments = n, "Expired fragments past their stream's retention."),
+            Ok(Ok(n)) => tracing::info!(
+                fragments = n,
+                "Expired fragments past their stream's retention."
+            ),
             Ok(Err(err)) => tracing::error!(error = %err, "Retention sweep failed."),
             Err(err) => tracing::error!(error = %err, "Retention sweep panicked."),
         }
@@ -109,13 +131,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

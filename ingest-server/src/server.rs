@@ -47,7 +47,12 @@ pub enum Protocols {
 }
 
 /// Accepts connections until the process ends.
-pub async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, protocols: Protocols, app: Arc<App>) {
+pub async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    protocols: Protocols,
+    app: Arc<App>,
+) {
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(conn) => conn,
@@ -68,14 +73,20 @@ pub async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, protoc
             }
             builder.http1().keep_alive(true);
             let result = match tls {
-                Some(acceptor) => match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                    Ok(Ok(stream)) => builder.serve_connection(TokioIo::new(stream), service).await,
-                    Ok(Err(err)) => {
-                        tracing::debug!(%peer, error = %err, "TLS handshake failed.");
-                        return;
+                Some(acceptor) => {
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                        Ok(Ok(stream)) => {
+                            builder
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await
+                        }
+                        Ok(Err(err)) => {
+                            tracing::debug!(%peer, error = %err, "TLS handshake failed.");
+                            return;
+                        }
+                        Err(_) => return,
                     }
-                    Err(_) => return,
-                },
+                }
                 None => builder.serve_connection(TokioIo::new(tcp), service).await,
             };
             if let Err(err) = result {
@@ -97,7 +108,9 @@ fn request_host<B>(req: &Request<B>) -> String {
         .unwrap_or_else(|| "localhost".to_owned());
     match raw.strip_prefix('[') {
         Some(v6) => v6.split(']').next().unwrap_or(v6).to_owned(),
-        None => raw.rsplit_once(':').map_or(raw.clone(), |(host, _)| host.to_owned()),
+        None => raw
+            .rsplit_once(':')
+            .map_or(raw.clone(), |(host, _)| host.to_owned()),
     }
 }
 
@@ -109,7 +122,10 @@ fn auth_error(err: &sigv4::AuthError) -> AwsError {
     AwsError::new(err.http_status(), err.aws_code(), err.message())
 }
 
-async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<ResponseBody>, Infallible> {
+async fn handle(
+    app: Arc<App>,
+    req: Request<Incoming>,
+) -> Result<Response<ResponseBody>, Infallible> {
     let ctx = RequestContext {
         request_id: uuid::Uuid::new_v4().to_string(),
         host: request_host(&req),
@@ -125,27 +141,47 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Respon
     })
 }
 
-async fn route(app: &App, req: Request<Incoming>, ctx: &RequestContext) -> Result<Response<ResponseBody>, AwsError> {
+async fn route(
+    app: &App,
+    req: Request<Incoming>,
+    ctx: &RequestContext,
+) -> Result<Response<ResponseBody>, AwsError> {
     let op = match (req.method(), VideoOperation::from_path(req.uri().path())) {
         (&http::Method::POST, Some(op)) => op,
         _ => {
             return Err(AwsError::new(
                 404,
                 "UnknownOperationException",
-                format!("No operation is served at {} {}.", req.method(), req.uri().path()),
+                format!(
+                    "No operation is served at {} {}.",
+                    req.method(),
+                    req.uri().path()
+                ),
             ));
         }
     };
     let (parts, body) = req.into_parts();
     if op == VideoOperation::PutMedia {
         // The media body is streamed and never hashed by producers.
-        sigv4::verify(&parts, PayloadHash::Streaming, &app.credentials, VIDEO_SERVICES, now())
-            .map_err(|e| auth_error(&e))?;
+        sigv4::verify(
+            &parts,
+            PayloadHash::Streaming,
+            &app.credentials,
+            VIDEO_SERVICES,
+            now(),
+        )
+        .map_err(|e| auth_error(&e))?;
         return app.video.put_media(&parts, body, ctx).await;
     }
     let bytes = read_capped(body, MAX_JSON_BODY).await?;
-    sigv4::verify(&parts, PayloadHash::Body(&bytes), &app.credentials, VIDEO_SERVICES, now())
-        .map_err(|e| auth_error(&e))?;
+    sigv4::verify(
+        &parts,
+        PayloadHash::Body(&bytes),
+        &app.credentials,
+        VIDEO_SERVICES,
+        now(),
+    )
+    .map_err(|e| auth_error(&e))?;
     app.video.handle_json(op, bytes, ctx).await
 }
 
@@ -159,7 +195,10 @@ mod tests {
         assert_eq!(request_host(&req("127.0.0.1:8444")), "127.0.0.1");
         assert_eq!(request_host(&req("localhost")), "localhost");
         assert_eq!(request_host(&req("[::1]:8443")), "::1");
-        let h2 = Request::builder().uri("https://cam.example:8443/getMedia").body(()).unwrap();
+        let h2 = Request::builder()
+            .uri("https://cam.example:8443/getMedia")
+            .body(())
+            .unwrap();
         assert_eq!(request_host(&h2), "cam.example");
     }
 }

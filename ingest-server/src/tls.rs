@@ -85,7 +85,8 @@ pub enum TlsError {
     CaKeyMissing { ca_pem: PathBuf, ca_key: PathBuf },
     #[error(
         "{}: the local CA in this directory was not created by this server or ca.pem does \
-         not match ca.key ({source}); use --tls-cert/--tls-key for your own CA's certificates",
+         not match ca.key ({source}); to use your own CA, configure its certificate and key \
+         instead of the local CA",
         dir.display()
     )]
     CaMismatch {

@@ -79,7 +79,7 @@ pub enum Event {
 }
 
 /// The header elements of a Segment.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SegmentHeader {
     /// Exact bytes, as received, of every level-1 element of the Segment before the first
     /// Cluster/Cues except Tags (SeekHead, Void, CRC-32, Info, Tracks, Chapters, Attachments,
@@ -90,6 +90,20 @@ pub struct SegmentHeader {
     /// Every TrackEntry, in document order.
     pub tracks: Vec<TrackInfo>,
 }
+
+impl Default for SegmentHeader {
+    /// No header elements, TimecodeScale 1,000,000 (the Matroska default).
+    fn default() -> Self {
+        SegmentHeader {
+            raw: Vec::new(),
+            timecode_scale_ns: DEFAULT_TIMECODE_SCALE_NS,
+            tracks: Vec::new(),
+        }
+    }
+}
+
+/// The Matroska default TimecodeScale: timecodes in milliseconds.
+pub const DEFAULT_TIMECODE_SCALE_NS: u64 = 1_000_000;
 
 /// What the server needs to know about one TrackEntry.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -444,7 +458,7 @@ impl StreamParser {
                     end,
                     header: Some(HeaderAccum {
                         raw: Vec::new(),
-                        timecode_scale_ns: 1_000_000,
+                        timecode_scale_ns: DEFAULT_TIMECODE_SCALE_NS,
                         tracks: Vec::new(),
                         seen_tracks: false,
                     }),

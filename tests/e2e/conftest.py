@@ -94,7 +94,7 @@ class Server:
             *self.extra_args,
         ]
         self.log_file = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(cmd, stdout=self.log_file, stderr=subprocess.STDOUT, env={**os.environ, "RUST_BACKTRACE": "1"})
+        self.proc = subprocess.Popen(cmd, stdout=self.log_file, stderr=subprocess.STDOUT, env={**os.environ, "RUST_BACKTRACE": "1", "NO_COLOR": "1"})
         deadline = time.monotonic() + timeout
         last_err = None
         while time.monotonic() < deadline:

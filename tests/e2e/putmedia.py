@@ -138,6 +138,7 @@ class PutMediaResult:
     bad_lines: list[bytes]
     send_error: str | None
     bytes_sent: int
+    response_delay: float | None  # seconds from the request head to the first response line (100 or final)
 
     def header(self, name: str) -> str | None:
         name = name.lower()
@@ -221,6 +222,8 @@ class PutMediaSession:
         self.alpn: str | None = None
         self.bytes_sent = 0
         self.request_headers: list[tuple[str, str]] = []
+        self.t_headers_sent: float | None = None
+        self.t_first_response: float | None = None
 
         self._rx = bytearray()
         self._state = "status"
@@ -400,6 +403,8 @@ class PutMediaSession:
                 for line in lines[1:]:
                     k, _, v = line.partition(":")
                     headers.append((k.strip().lower(), v.strip()))
+                if self.t_first_response is None:
+                    self.t_first_response = time.monotonic()
                 if 100 <= status < 200:
                     if status == 100:
                         self.got_continue = True
@@ -561,6 +566,7 @@ class PutMediaSession:
         if self.sock is None:
             self.connect()
         self._enqueue(self.build_request())
+        self.t_headers_sent = time.monotonic()
         if self.expect_continue:
             with self.cond:
                 self.cond.wait_for(lambda: self.got_continue or self.status is not None or self.server_closed, continue_timeout)
@@ -643,6 +649,11 @@ class PutMediaSession:
                 bad_lines=list(self.bad_lines),
                 send_error=self.send_error,
                 bytes_sent=self.bytes_sent,
+                response_delay=(
+                    None
+                    if self.t_first_response is None or self.t_headers_sent is None
+                    else max(0.0, self.t_first_response - self.t_headers_sent)
+                ),
             )
 
 

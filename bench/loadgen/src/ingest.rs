@@ -167,7 +167,10 @@ pub async fn run(cfg: IngestConfig) -> anyhow::Result<Value> {
     };
 
     // Create the streams (a few at a time).
-    let names: Vec<String> = (0..cfg.streams).map(|j| format!("{}-{j:04}", cfg.prefix)).collect();
+    let names: Vec<String> = match cfg.pacing {
+        Pacing::Burst { .. } if cfg.streams == 1 => vec![cfg.prefix.clone()],
+        _ => (0..cfg.streams).map(|j| format!("{}-{j:04}", cfg.prefix)).collect(),
+    };
     let t_create = Instant::now();
     for batch in names.chunks(8) {
         let mut set = tokio::task::JoinSet::new();

@@ -5,7 +5,7 @@ use std::convert::Infallible;
 
 use bytes::Bytes;
 use http_body::Frame;
-use http_body_util::{BodyExt, Full, Limited, StreamBody, combinators::BoxBody};
+use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
@@ -35,21 +35,38 @@ pub fn channel(capacity: usize) -> (mpsc::Sender<Bytes>, ResponseBody) {
     (tx, StreamBody::new(stream).boxed())
 }
 
+/// Bytes of an oversized request read and thrown away so that the client, still
+/// sending, gets the error response instead of a reset connection.
+const MAX_DISCARD: usize = 64 * 1024 * 1024;
+
 /// Reads a whole request body of at most `max` bytes.
-pub async fn read_capped<B>(body: B, max: usize) -> Result<Bytes, AwsError>
+pub async fn read_capped<B>(mut body: B, max: usize) -> Result<Bytes, AwsError>
 where
-    B: http_body::Body<Data = Bytes>,
-    B::Error: std::error::Error + Send + Sync + 'static,
+    B: http_body::Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
 {
-    match Limited::new(body, max).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(err) if err.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(
-            AwsError::invalid_argument(format!("Request body is larger than {max} bytes.")),
-        ),
-        Err(err) => Err(AwsError::invalid_argument(format!(
-            "Could not read the request body: {err}"
-        ))),
+    let mut collected = bytes::BytesMut::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|err| {
+            AwsError::invalid_argument(format!("Could not read the request body: {err}"))
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        seen = seen.saturating_add(data.len());
+        if seen <= max {
+            collected.extend_from_slice(&data);
+        } else if seen > MAX_DISCARD {
+            break;
+        }
     }
+    if seen > max {
+        return Err(AwsError::invalid_argument(format!(
+            "Request body is larger than {max} bytes."
+        )));
+    }
+    Ok(collected.freeze())
 }
 
 /// Decodes a JSON request body into the operation's input shape. An empty body counts
@@ -60,6 +77,7 @@ pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AwsError> {
     } else {
         bytes
     };
-    serde_json::from_slice(bytes)
-        .map_err(|err| AwsError::invalid_argument(format!("Could not parse the request body: {err}")))
+    serde_json::from_slice(bytes).map_err(|err| {
+        AwsError::invalid_argument(format!("Could not parse the request body: {err}"))
+    })
 }

@@ -51,7 +51,11 @@ impl AwsError {
     /// 500 `InternalFailure`, for storage or other server faults. The detail is logged
     /// by the caller; the client only learns that the request did not take effect.
     pub fn internal() -> Self {
-        Self::new(500, "InternalFailure", "The request processing has failed because of an unknown error, exception or failure.")
+        Self::new(
+            500,
+            "InternalFailure",
+            "The request processing has failed because of an unknown error, exception or failure.",
+        )
     }
 
     /// The HTTP response carrying this error.

@@ -52,20 +52,56 @@ const NOT_IMPLEMENTED: &[(&str, &str)] = &[
     ("/describeSignalingChannel", "DescribeSignalingChannel"),
     ("/listSignalingChannels", "ListSignalingChannels"),
     ("/updateSignalingChannel", "UpdateSignalingChannel"),
-    ("/getSignalingChannelEndpoint", "GetSignalingChannelEndpoint"),
+    (
+        "/getSignalingChannelEndpoint",
+        "GetSignalingChannelEndpoint",
+    ),
     ("/describeEdgeConfiguration", "DescribeEdgeConfiguration"),
     ("/deleteEdgeConfiguration", "DeleteEdgeConfiguration"),
-    ("/startEdgeConfigurationUpdate", "StartEdgeConfigurationUpdate"),
-    ("/listEdgeAgentConfigurations", "ListEdgeAgentConfigurations"),
-    ("/describeImageGenerationConfiguration", "DescribeImageGenerationConfiguration"),
-    ("/updateImageGenerationConfiguration", "UpdateImageGenerationConfiguration"),
-    ("/describeNotificationConfiguration", "DescribeNotificationConfiguration"),
-    ("/updateNotificationConfiguration", "UpdateNotificationConfiguration"),
-    ("/describeMappedResourceConfiguration", "DescribeMappedResourceConfiguration"),
-    ("/describeMediaStorageConfiguration", "DescribeMediaStorageConfiguration"),
-    ("/updateMediaStorageConfiguration", "UpdateMediaStorageConfiguration"),
-    ("/describeStreamStorageConfiguration", "DescribeStreamStorageConfiguration"),
-    ("/updateStreamStorageConfiguration", "UpdateStreamStorageConfiguration"),
+    (
+        "/startEdgeConfigurationUpdate",
+        "StartEdgeConfigurationUpdate",
+    ),
+    (
+        "/listEdgeAgentConfigurations",
+        "ListEdgeAgentConfigurations",
+    ),
+    (
+        "/describeImageGenerationConfiguration",
+        "DescribeImageGenerationConfiguration",
+    ),
+    (
+        "/updateImageGenerationConfiguration",
+        "UpdateImageGenerationConfiguration",
+    ),
+    (
+        "/describeNotificationConfiguration",
+        "DescribeNotificationConfiguration",
+    ),
+    (
+        "/updateNotificationConfiguration",
+        "UpdateNotificationConfiguration",
+    ),
+    (
+        "/describeMappedResourceConfiguration",
+        "DescribeMappedResourceConfiguration",
+    ),
+    (
+        "/describeMediaStorageConfiguration",
+        "DescribeMediaStorageConfiguration",
+    ),
+    (
+        "/updateMediaStorageConfiguration",
+        "UpdateMediaStorageConfiguration",
+    ),
+    (
+        "/describeStreamStorageConfiguration",
+        "DescribeStreamStorageConfiguration",
+    ),
+    (
+        "/updateStreamStorageConfiguration",
+        "UpdateStreamStorageConfiguration",
+    ),
     ("/getHLSStreamingSessionURL", "GetHLSStreamingSessionURL"),
     ("/getDASHStreamingSessionURL", "GetDASHStreamingSessionURL"),
     ("/getClip", "GetClip"),
@@ -111,8 +147,14 @@ mod tests {
 
     #[test]
     fn routes_model_paths() {
-        assert_eq!(VideoOperation::from_path("/putMedia"), Some(VideoOperation::PutMedia));
-        assert_eq!(VideoOperation::from_path("/TagResource"), Some(VideoOperation::TagResource));
+        assert_eq!(
+            VideoOperation::from_path("/putMedia"),
+            Some(VideoOperation::PutMedia)
+        );
+        assert_eq!(
+            VideoOperation::from_path("/TagResource"),
+            Some(VideoOperation::TagResource)
+        );
         assert_eq!(
             VideoOperation::from_path("/getClip"),
             Some(VideoOperation::NotImplemented("GetClip"))

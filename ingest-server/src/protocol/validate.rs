@@ -62,16 +62,38 @@ impl Validation {
     }
 
     /// A string member: length in characters within `min..=max`, matching `pattern`.
-    pub fn string(&mut self, field: &str, value: Option<&str>, min: usize, max: usize, pattern: &Regex) {
+    pub fn string(
+        &mut self,
+        field: &str,
+        value: Option<&str>,
+        min: usize,
+        max: usize,
+        pattern: &Regex,
+    ) {
         let Some(value) = value else { return };
         let len = value.chars().count();
         if len < min {
-            self.fail(value, field, format!("Member must have length greater than or equal to {min}"));
+            self.fail(
+                value,
+                field,
+                format!("Member must have length greater than or equal to {min}"),
+            );
         } else if len > max {
-            self.fail(value, field, format!("Member must have length less than or equal to {max}"));
+            self.fail(
+                value,
+                field,
+                format!("Member must have length less than or equal to {max}"),
+            );
         } else if !pattern.is_match(value) {
-            let shown = pattern.as_str().trim_start_matches("^(?:").trim_end_matches(")$");
-            self.fail(value, field, format!("Member must satisfy regular expression pattern: {shown}"));
+            let shown = pattern
+                .as_str()
+                .trim_start_matches("^(?:")
+                .trim_end_matches(")$");
+            self.fail(
+                value,
+                field,
+                format!("Member must satisfy regular expression pattern: {shown}"),
+            );
         }
     }
 
@@ -79,9 +101,17 @@ impl Validation {
     pub fn int(&mut self, field: &str, value: Option<i64>, min: i64, max: i64) {
         let Some(value) = value else { return };
         if value < min {
-            self.fail(&value.to_string(), field, format!("Member must have value greater than or equal to {min}"));
+            self.fail(
+                &value.to_string(),
+                field,
+                format!("Member must have value greater than or equal to {min}"),
+            );
         } else if value > max {
-            self.fail(&value.to_string(), field, format!("Member must have value less than or equal to {max}"));
+            self.fail(
+                &value.to_string(),
+                field,
+                format!("Member must have value less than or equal to {max}"),
+            );
         }
     }
 
@@ -89,9 +119,17 @@ impl Validation {
     pub fn count(&mut self, field: &str, len: Option<usize>, min: usize, max: usize) {
         let Some(len) = len else { return };
         if len < min {
-            self.fail(&format!("{len} entries"), field, format!("Member must have length greater than or equal to {min}"));
+            self.fail(
+                &format!("{len} entries"),
+                field,
+                format!("Member must have length greater than or equal to {min}"),
+            );
         } else if len > max {
-            self.fail(&format!("{len} entries"), field, format!("Member must have length less than or equal to {max}"));
+            self.fail(
+                &format!("{len} entries"),
+                field,
+                format!("Member must have length less than or equal to {max}"),
+            );
         }
     }
 
@@ -99,7 +137,14 @@ impl Validation {
     pub fn one_of(&mut self, field: &str, value: Option<&str>, allowed: &[&str]) {
         let Some(value) = value else { return };
         if !allowed.contains(&value) {
-            self.fail(value, field, format!("Member must satisfy enum value set: [{}]", allowed.join(", ")));
+            self.fail(
+                value,
+                field,
+                format!(
+                    "Member must satisfy enum value set: [{}]",
+                    allowed.join(", ")
+                ),
+            );
         }
     }
 
@@ -107,7 +152,10 @@ impl Validation {
     pub fn finish(self) -> Result<(), AwsError> {
         match self.errors.len() {
             0 => Ok(()),
-            1 => Err(AwsError::invalid_argument(format!("1 validation error detected: {}", self.errors[0]))),
+            1 => Err(AwsError::invalid_argument(format!(
+                "1 validation error detected: {}",
+                self.errors[0]
+            ))),
             n => Err(AwsError::invalid_argument(format!(
                 "{n} validation errors detected: {}",
                 self.errors.join("; ")
@@ -134,16 +182,36 @@ mod tests {
         v.string("streamName", Some(""), 1, 256, &NAME);
         v.int("maxResults", Some(0), 1, 10000);
         let err = v.finish().unwrap_err();
-        assert!(err.message.starts_with("2 validation errors detected: "), "{}", err.message);
-        assert!(err.message.contains("; Value '0' at 'maxResults'"), "{}", err.message);
+        assert!(
+            err.message.starts_with("2 validation errors detected: "),
+            "{}",
+            err.message
+        );
+        assert!(
+            err.message.contains("; Value '0' at 'maxResults'"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
     fn valid_input_passes() {
         let mut v = Validation::new();
         v.string("streamName", Some("cam-1.front_door"), 1, 256, &NAME);
-        v.string("arn", Some("arn:aws:kinesisvideo:us-west-2:123456789012:stream/cam/1700000000000"), 1, 1024, &ARN);
-        v.string("mediaType", Some("video/h264,audio/aac"), 1, 128, &MEDIA_TYPE);
+        v.string(
+            "arn",
+            Some("arn:aws:kinesisvideo:us-west-2:123456789012:stream/cam/1700000000000"),
+            1,
+            1024,
+            &ARN,
+        );
+        v.string(
+            "mediaType",
+            Some("video/h264,audio/aac"),
+            1,
+            128,
+            &MEDIA_TYPE,
+        );
         v.string("tagKey", Some("owner name"), 1, 128, &TAG);
         assert!(v.finish().is_ok());
     }

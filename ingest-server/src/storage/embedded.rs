@@ -7,7 +7,9 @@ use std::path::Path;
 use rusqlite::{OptionalExtension, params};
 
 use super::files::FragmentFiles;
-use super::index::{self, FRAGMENT_COLUMNS, Index, STREAM_COLUMNS, fragment_from_row, stream_from_row};
+use super::index::{
+    self, FRAGMENT_COLUMNS, Index, STREAM_COLUMNS, fragment_from_row, stream_from_row,
+};
 use super::{
     FragmentQuery, FragmentRecord, NewFragment, NewStream, StoreError, StreamKey, StreamRecord,
     StreamUpdate, TimestampKind, VideoStore,
@@ -42,13 +44,14 @@ impl EmbeddedStore {
     fn reconcile(&self) -> Result<(), StoreError> {
         let known: std::collections::HashMap<i64, std::collections::HashSet<i64>> =
             self.index.read(|conn| {
-                let mut map: std::collections::HashMap<i64, std::collections::HashSet<i64>> =
-                    conn.prepare("SELECT id FROM streams")?
-                        .query_map([], |r| r.get::<_, i64>(0))?
-                        .map(|id| id.map(|id| (id, Default::default())))
-                        .collect::<Result<_, _>>()?;
+                let mut map: std::collections::HashMap<i64, std::collections::HashSet<i64>> = conn
+                    .prepare("SELECT id FROM streams")?
+                    .query_map([], |r| r.get::<_, i64>(0))?
+                    .map(|id| id.map(|id| (id, Default::default())))
+                    .collect::<Result<_, _>>()?;
                 let mut stmt = conn.prepare("SELECT stream_id, seq FROM fragments")?;
-                let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
+                let rows =
+                    stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
                 for row in rows {
                     let (stream, seq) = row?;
                     map.entry(stream).or_default().insert(seq);
@@ -60,7 +63,10 @@ impl EmbeddedStore {
             |stream, seq| known.get(&stream).is_some_and(|s| s.contains(&seq)),
         )?;
         if removed > 0 {
-            tracing::info!(removed, "Removed media files that no committed index row refers to.");
+            tracing::info!(
+                removed,
+                "Removed media files that no committed index row refers to."
+            );
         }
         Ok(())
     }
@@ -94,7 +100,9 @@ impl VideoStore for EmbeddedStore {
         };
         self.index.read(|conn| {
             Ok(conn
-                .prepare_cached(&format!("SELECT {STREAM_COLUMNS} FROM streams WHERE {col} = ?1"))?
+                .prepare_cached(&format!(
+                    "SELECT {STREAM_COLUMNS} FROM streams WHERE {col} = ?1"
+                ))?
                 .query_row([value], stream_from_row)
                 .optional()?)
         })
@@ -146,7 +154,10 @@ impl VideoStore for EmbeddedStore {
     fn set_stream_tags(&self, id: i64, tags: &BTreeMap<String, String>) -> Result<(), StoreError> {
         let tags = serde_json::to_string(tags).unwrap_or_else(|_| "{}".into());
         self.index.write(move |conn| {
-            match conn.execute("UPDATE streams SET tags = ?2 WHERE id = ?1", params![id, tags])? {
+            match conn.execute(
+                "UPDATE streams SET tags = ?2 WHERE id = ?1",
+                params![id, tags],
+            )? {
                 0 => Err(StoreError::NotFound),
                 _ => Ok(()),
             }
@@ -157,7 +168,9 @@ impl VideoStore for EmbeddedStore {
         let expected = expected_version.map(str::to_owned);
         self.index.write(move |conn| {
             let current: Option<String> = conn
-                .query_row("SELECT version FROM streams WHERE id = ?1", [id], |r| r.get(0))
+                .query_row("SELECT version FROM streams WHERE id = ?1", [id], |r| {
+                    r.get(0)
+                })
                 .optional()?;
             let current = current.ok_or(StoreError::NotFound)?;
             if expected.is_some_and(|e| e != current) {
@@ -202,7 +215,8 @@ impl VideoStore for EmbeddedStore {
     }
 
     fn put_fragment(&self, fragment: NewFragment) -> Result<FragmentRecord, StoreError> {
-        self.files.write(fragment.stream_id, fragment.seq, &fragment.media)?;
+        self.files
+            .write(fragment.stream_id, fragment.seq, &fragment.media)?;
         let record = FragmentRecord {
             stream_id: fragment.stream_id,
             seq: fragment.seq,
@@ -260,8 +274,14 @@ impl VideoStore for EmbeddedStore {
         self.list_fragments(stream_id, &query)
     }
 
-    fn seek(&self, stream_id: i64, kind: TimestampKind, ts_ms: i64) -> Result<Option<i64>, StoreError> {
-        self.index.read(|conn| index::seek(conn, stream_id, kind, ts_ms))
+    fn seek(
+        &self,
+        stream_id: i64,
+        kind: TimestampKind,
+        ts_ms: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        self.index
+            .read(|conn| index::seek(conn, stream_id, kind, ts_ms))
     }
 
     fn latest_seq(&self, stream_id: i64) -> Result<Option<i64>, StoreError> {
@@ -277,7 +297,8 @@ impl VideoStore for EmbeddedStore {
         stream_id: i64,
         query: &FragmentQuery,
     ) -> Result<Vec<FragmentRecord>, StoreError> {
-        self.index.read(|conn| index::list_fragments(conn, stream_id, query))
+        self.index
+            .read(|conn| index::list_fragments(conn, stream_id, query))
     }
 
     fn read_fragment_media(&self, fragment: &FragmentRecord) -> Result<Vec<u8>, StoreError> {
@@ -352,7 +373,11 @@ mod tests {
         let all = store.fragments_after(stream_id, 0, 100).unwrap();
         assert_eq!(all.iter().map(|f| f.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
         assert_eq!(store.read_fragment_media(&all[2]).unwrap(), vec![1, 2, 3]);
-        assert!(!dir.path().join(format!("media/{stream_id}/99.mkv")).exists());
+        assert!(
+            !dir.path()
+                .join(format!("media/{stream_id}/99.mkv"))
+                .exists()
+        );
         assert_eq!(all[0].user_tags, vec![("k".to_string(), "v".to_string())]);
         // Sequences keep increasing after a restart.
         assert_eq!(store.allocate_fragment_seq(stream_id).unwrap(), 4);
@@ -367,13 +392,30 @@ mod tests {
             let seq = store.allocate_fragment_seq(s.id).unwrap();
             store.put_fragment(fragment(s.id, seq, ts)).unwrap();
         }
-        assert_eq!(store.seek(s.id, TimestampKind::Producer, 3500).unwrap(), Some(2));
-        assert_eq!(store.seek(s.id, TimestampKind::Producer, 0).unwrap(), Some(1));
-        assert_eq!(store.seek(s.id, TimestampKind::Producer, 9000).unwrap(), None);
-        assert_eq!(store.seek(s.id, TimestampKind::Server, 5004).unwrap(), Some(2));
+        assert_eq!(
+            store.seek(s.id, TimestampKind::Producer, 3500).unwrap(),
+            Some(2)
+        );
+        assert_eq!(
+            store.seek(s.id, TimestampKind::Producer, 0).unwrap(),
+            Some(1)
+        );
+        assert_eq!(
+            store.seek(s.id, TimestampKind::Producer, 9000).unwrap(),
+            None
+        );
+        assert_eq!(
+            store.seek(s.id, TimestampKind::Server, 5004).unwrap(),
+            Some(2)
+        );
         let dup = store.find_duplicate(s.id, 3000, &[2; 32]).unwrap();
         assert_eq!(dup.map(|f| f.seq), Some(2));
-        assert!(store.find_duplicate(s.id, 3000, &[9; 32]).unwrap().is_none());
+        assert!(
+            store
+                .find_duplicate(s.id, 3000, &[9; 32])
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
@@ -381,11 +423,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = EmbeddedStore::open(dir.path()).unwrap();
         let s = store.create_stream(new_stream("cam", 1)).unwrap();
-        assert!(matches!(store.create_stream(new_stream("cam", 1)), Err(StoreError::AlreadyExists(_))));
-        let err = store.update_stream(s.id, "stale", StreamUpdate::default()).unwrap_err();
+        assert!(matches!(
+            store.create_stream(new_stream("cam", 1)),
+            Err(StoreError::AlreadyExists(_))
+        ));
+        let err = store
+            .update_stream(s.id, "stale", StreamUpdate::default())
+            .unwrap_err();
         assert!(matches!(err, StoreError::VersionMismatch { .. }));
         let updated = store
-            .update_stream(s.id, &s.version, StreamUpdate { retention_hours: Some(5), ..Default::default() })
+            .update_stream(
+                s.id,
+                &s.version,
+                StreamUpdate {
+                    retention_hours: Some(5),
+                    ..Default::default()
+                },
+            )
             .unwrap();
         assert_eq!(updated.retention_hours, 5);
         assert_ne!(updated.version, s.version);
@@ -395,7 +449,10 @@ mod tests {
         assert!(store.stream(StreamKey::Name("cam")).unwrap().is_none());
         assert!(!dir.path().join(format!("media/{}", s.id)).exists());
         // A fragment for a deleted stream is refused and leaves no file.
-        assert!(matches!(store.put_fragment(fragment(s.id, 2, 1)), Err(StoreError::NotFound)));
+        assert!(matches!(
+            store.put_fragment(fragment(s.id, 2, 1)),
+            Err(StoreError::NotFound)
+        ));
         assert!(!dir.path().join(format!("media/{}/2.mkv", s.id)).exists());
     }
 

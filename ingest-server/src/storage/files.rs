@@ -113,7 +113,11 @@ impl FragmentFiles {
         let mut removed = 0;
         for entry in fs::read_dir(&self.root).map_err(io("list", &self.root))? {
             let entry = entry.map_err(io("list", &self.root))?;
-            let Some(stream_id) = entry.file_name().to_str().and_then(|n| n.parse::<i64>().ok()) else {
+            let Some(stream_id) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<i64>().ok())
+            else {
                 continue;
             };
             if !stream_exists(stream_id) {

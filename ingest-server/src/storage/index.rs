@@ -144,7 +144,10 @@ impl Index {
     }
 
     /// Runs `f` on a read connection.
-    pub(super) fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    pub(super) fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         for conn in &self.readers {
             if let Ok(guard) = conn.try_lock() {
                 return f(&guard);
@@ -159,8 +162,7 @@ impl Index {
 
 // ---- SQL, in one place ----
 
-pub(super) const STREAM_COLUMNS: &str =
-    "id, name, arn, device_name, media_type, kms_key_id, version, creation_time_ms, retention_hours, tags";
+pub(super) const STREAM_COLUMNS: &str = "id, name, arn, device_name, media_type, kms_key_id, version, creation_time_ms, retention_hours, tags";
 pub(super) const FRAGMENT_COLUMNS: &str =
     "stream_id, seq, producer_ts_ms, server_ts_ms, duration_ms, size_bytes, tracks, user_tags";
 
@@ -217,7 +219,13 @@ pub(super) fn list_fragments(
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(
-        params![stream_id, query.after_seq.unwrap_or(0), start, end, query.limit as i64],
+        params![
+            stream_id,
+            query.after_seq.unwrap_or(0),
+            start,
+            end,
+            query.limit as i64
+        ],
         fragment_from_row,
     )?;
     Ok(rows.collect::<Result<_, _>>()?)

@@ -232,7 +232,12 @@ pub trait VideoStore: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<FragmentRecord>, StoreError>;
     /// The sequence of the fragment containing `ts_ms` (or the first one after it).
-    fn seek(&self, stream_id: i64, kind: TimestampKind, ts_ms: i64) -> Result<Option<i64>, StoreError>;
+    fn seek(
+        &self,
+        stream_id: i64,
+        kind: TimestampKind,
+        ts_ms: i64,
+    ) -> Result<Option<i64>, StoreError>;
     /// The highest stored sequence of a stream.
     fn latest_seq(&self, stream_id: i64) -> Result<Option<i64>, StoreError>;
     /// `ListFragments`.
@@ -259,7 +264,10 @@ pub fn fragment_number(stream_id: i64, seq: i64) -> String {
 
 /// The `(stream_id, seq)` of a fragment number made by [`fragment_number`].
 pub fn parse_fragment_number(number: &str) -> Option<(i64, i64)> {
-    if number.len() != 47 || !number.starts_with("91") || !number.bytes().all(|b| b.is_ascii_digit()) {
+    if number.len() != 47
+        || !number.starts_with("91")
+        || !number.bytes().all(|b| b.is_ascii_digit())
+    {
         return None;
     }
     let stream_id = number[2..12].parse().ok()?;

@@ -238,7 +238,7 @@ pub(crate) fn canonical_request(
         }
         for (i, v) in values.enumerate() {
             if i > 0 {
-                out.extend_from_slice(b", ");
+                out.push(b',');
             }
             push_trimmed(v.as_bytes(), &mut out);
         }

@@ -29,14 +29,32 @@ const API_NAMES: &[&str] = &[
 ];
 
 fn check_stream_ref(v: &mut Validation, r: &StreamRef) {
-    v.string("streamName", r.stream_name.as_deref(), 1, 256, &validate::NAME);
-    v.string("streamARN", r.stream_arn.as_deref(), 1, 1024, &validate::ARN);
+    v.string(
+        "streamName",
+        r.stream_name.as_deref(),
+        1,
+        256,
+        &validate::NAME,
+    );
+    v.string(
+        "streamARN",
+        r.stream_arn.as_deref(),
+        1,
+        1024,
+        &validate::ARN,
+    );
 }
 
 fn check_tags<'a>(v: &mut Validation, field: &str, tags: impl Iterator<Item = (&'a str, &'a str)>) {
     for (key, value) in tags {
         v.string(&format!("{field}.key"), Some(key), 1, 128, &validate::TAG);
-        v.string(&format!("{field}.value"), Some(value), 0, 256, &validate::TAG);
+        v.string(
+            &format!("{field}.value"),
+            Some(value),
+            0,
+            256,
+            &validate::TAG,
+        );
     }
 }
 
@@ -68,7 +86,9 @@ impl VideoService {
                 let mut v = Validation::new();
                 check_stream_ref(&mut v, &input);
                 v.finish()?;
-                let stream = self.resolve(input.stream_name.as_deref(), input.stream_arn.as_deref()).await?;
+                let stream = self
+                    .resolve(input.stream_name.as_deref(), input.stream_arn.as_deref())
+                    .await?;
                 Ok(json!({ "StreamInfo": stream_info(&stream) }))
             }
             ListStreams => self.list_streams(decode_json(body)?).await,
@@ -83,17 +103,32 @@ impl VideoService {
                 v.required("tags", input.tags.as_ref());
                 v.count("tags", input.tags.as_ref().map(BTreeMap::len), 1, MAX_TAGS);
                 if let Some(tags) = &input.tags {
-                    check_tags(&mut v, "tags", tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+                    check_tags(
+                        &mut v,
+                        "tags",
+                        tags.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                    );
                 }
                 v.finish()?;
-                let stream = self.resolve(input.stream.stream_name.as_deref(), input.stream.stream_arn.as_deref()).await?;
+                let stream = self
+                    .resolve(
+                        input.stream.stream_name.as_deref(),
+                        input.stream.stream_arn.as_deref(),
+                    )
+                    .await?;
                 self.add_tags(stream, input.tags.unwrap_or_default()).await
             }
             TagResource => {
                 let input: TagResourceInput = decode_json(body)?;
                 let mut v = Validation::new();
                 v.required("resourceARN", input.resource_arn.as_ref());
-                v.string("resourceARN", input.resource_arn.as_deref(), 1, 1024, &validate::ARN);
+                v.string(
+                    "resourceARN",
+                    input.resource_arn.as_deref(),
+                    1,
+                    1024,
+                    &validate::ARN,
+                );
                 v.required("tags", input.tags.as_ref());
                 v.count("tags", input.tags.as_ref().map(Vec::len), 1, MAX_TAGS);
                 let mut tags = BTreeMap::new();
@@ -104,7 +139,11 @@ impl VideoService {
                         tags.insert(k, val);
                     }
                 }
-                check_tags(&mut v, "tags.member", tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+                check_tags(
+                    &mut v,
+                    "tags.member",
+                    tags.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                );
                 v.finish()?;
                 let stream = self.resolve(None, input.resource_arn.as_deref()).await?;
                 self.add_tags(stream, tags).await
@@ -114,56 +153,137 @@ impl VideoService {
                 let mut v = Validation::new();
                 check_stream_ref(&mut v, &input.stream);
                 v.required("tagKeyList", input.tag_key_list.as_ref());
-                v.count("tagKeyList", input.tag_key_list.as_ref().map(Vec::len), 1, MAX_TAGS);
+                v.count(
+                    "tagKeyList",
+                    input.tag_key_list.as_ref().map(Vec::len),
+                    1,
+                    MAX_TAGS,
+                );
                 v.finish()?;
-                let stream = self.resolve(input.stream.stream_name.as_deref(), input.stream.stream_arn.as_deref()).await?;
-                self.remove_tags(stream, input.tag_key_list.unwrap_or_default()).await
+                let stream = self
+                    .resolve(
+                        input.stream.stream_name.as_deref(),
+                        input.stream.stream_arn.as_deref(),
+                    )
+                    .await?;
+                self.remove_tags(stream, input.tag_key_list.unwrap_or_default())
+                    .await
             }
             UntagResource => {
                 let input: UntagResourceInput = decode_json(body)?;
                 let mut v = Validation::new();
                 v.required("resourceARN", input.resource_arn.as_ref());
-                v.string("resourceARN", input.resource_arn.as_deref(), 1, 1024, &validate::ARN);
+                v.string(
+                    "resourceARN",
+                    input.resource_arn.as_deref(),
+                    1,
+                    1024,
+                    &validate::ARN,
+                );
                 v.required("tagKeyList", input.tag_key_list.as_ref());
-                v.count("tagKeyList", input.tag_key_list.as_ref().map(Vec::len), 1, MAX_TAGS);
+                v.count(
+                    "tagKeyList",
+                    input.tag_key_list.as_ref().map(Vec::len),
+                    1,
+                    MAX_TAGS,
+                );
                 v.finish()?;
                 let stream = self.resolve(None, input.resource_arn.as_deref()).await?;
-                self.remove_tags(stream, input.tag_key_list.unwrap_or_default()).await
+                self.remove_tags(stream, input.tag_key_list.unwrap_or_default())
+                    .await
             }
             ListTagsForStream => {
                 let input: ListTagsForStreamInput = decode_json(body)?;
                 let mut v = Validation::new();
                 check_stream_ref(&mut v, &input.stream);
-                v.string("nextToken", input.next_token.as_deref(), 0, 1024, &validate::NEXT_TOKEN);
+                v.string(
+                    "nextToken",
+                    input.next_token.as_deref(),
+                    0,
+                    1024,
+                    &validate::NEXT_TOKEN,
+                );
                 v.finish()?;
-                let stream = self.resolve(input.stream.stream_name.as_deref(), input.stream.stream_arn.as_deref()).await?;
+                let stream = self
+                    .resolve(
+                        input.stream.stream_name.as_deref(),
+                        input.stream.stream_arn.as_deref(),
+                    )
+                    .await?;
                 Ok(json!({ "Tags": stream.tags }))
             }
             ListTagsForResource => {
                 let input: ListTagsForResourceInput = decode_json(body)?;
                 let mut v = Validation::new();
                 v.required("resourceARN", input.resource_arn.as_ref());
-                v.string("resourceARN", input.resource_arn.as_deref(), 1, 1024, &validate::ARN);
-                v.string("nextToken", input.next_token.as_deref(), 0, 1024, &validate::NEXT_TOKEN);
+                v.string(
+                    "resourceARN",
+                    input.resource_arn.as_deref(),
+                    1,
+                    1024,
+                    &validate::ARN,
+                );
+                v.string(
+                    "nextToken",
+                    input.next_token.as_deref(),
+                    0,
+                    1024,
+                    &validate::NEXT_TOKEN,
+                );
                 v.finish()?;
                 let stream = self.resolve(None, input.resource_arn.as_deref()).await?;
                 Ok(json!({ "Tags": stream.tags }))
             }
-            other => Err(AwsError::invalid_argument(format!("{other:?} is not a control-plane operation."))),
+            other => Err(AwsError::invalid_argument(format!(
+                "{other:?} is not a control-plane operation."
+            ))),
         }
     }
 
     async fn create_stream(&self, input: CreateStreamInput) -> Result<Value, AwsError> {
         let mut v = Validation::new();
         v.required("streamName", input.stream_name.as_ref());
-        v.string("streamName", input.stream_name.as_deref(), 1, 256, &validate::NAME);
-        v.string("deviceName", input.device_name.as_deref(), 1, 128, &validate::NAME);
-        v.string("mediaType", input.media_type.as_deref(), 1, 128, &validate::MEDIA_TYPE);
-        v.string("kmsKeyId", input.kms_key_id.as_deref(), 1, 2048, &validate::ANY);
-        v.int("dataRetentionInHours", input.data_retention_in_hours, 0, MAX_RETENTION_HOURS);
+        v.string(
+            "streamName",
+            input.stream_name.as_deref(),
+            1,
+            256,
+            &validate::NAME,
+        );
+        v.string(
+            "deviceName",
+            input.device_name.as_deref(),
+            1,
+            128,
+            &validate::NAME,
+        );
+        v.string(
+            "mediaType",
+            input.media_type.as_deref(),
+            1,
+            128,
+            &validate::MEDIA_TYPE,
+        );
+        v.string(
+            "kmsKeyId",
+            input.kms_key_id.as_deref(),
+            1,
+            2048,
+            &validate::ANY,
+        );
+        v.int(
+            "dataRetentionInHours",
+            input.data_retention_in_hours,
+            0,
+            MAX_RETENTION_HOURS,
+        );
         v.count("tags", input.tags.as_ref().map(BTreeMap::len), 1, MAX_TAGS);
         if let Some(tags) = &input.tags {
-            check_tags(&mut v, "tags", tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            check_tags(
+                &mut v,
+                "tags",
+                tags.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            );
         }
         v.finish()?;
         let new = NewStream {
@@ -173,10 +293,15 @@ impl VideoService {
             kms_key_id: input.kms_key_id,
             retention_hours: input.data_retention_in_hours.unwrap_or(0),
             tags: input.tags.unwrap_or_default(),
-            arn_prefix: format!("arn:aws:kinesisvideo:{}:{}", self.config.region, self.config.account_id),
+            arn_prefix: format!(
+                "arn:aws:kinesisvideo:{}:{}",
+                self.config.region, self.config.account_id
+            ),
             now_ms: now_ms(),
         };
-        let stream = self.store_call(move |store| store.create_stream(new)).await?;
+        let stream = self
+            .store_call(move |store| store.create_stream(new))
+            .await?;
         tracing::info!(stream = %stream.name, retention_hours = stream.retention_hours, "Stream created.");
         Ok(json!({ "StreamARN": stream.arn }))
     }
@@ -184,7 +309,13 @@ impl VideoService {
     async fn list_streams(&self, input: ListStreamsInput) -> Result<Value, AwsError> {
         let mut v = Validation::new();
         v.int("maxResults", input.max_results, 1, 10_000);
-        v.string("nextToken", input.next_token.as_deref(), 0, 1024, &validate::NEXT_TOKEN);
+        v.string(
+            "nextToken",
+            input.next_token.as_deref(),
+            0,
+            1024,
+            &validate::NEXT_TOKEN,
+        );
         let condition = input.stream_name_condition.as_ref();
         v.one_of(
             "streamNameCondition.comparisonOperator",
@@ -200,13 +331,18 @@ impl VideoService {
         );
         v.finish()?;
         let after = match input.next_token.as_deref().filter(|t| !t.is_empty()) {
-            Some(token) => Some(decode_token(token).ok_or_else(|| AwsError::invalid_argument("The NextToken is not valid."))?),
+            Some(token) => Some(
+                decode_token(token)
+                    .ok_or_else(|| AwsError::invalid_argument("The NextToken is not valid."))?,
+            ),
             None => None,
         };
         let prefix = condition.and_then(|c| c.comparison_value.clone());
         let limit = input.max_results.unwrap_or(10_000) as usize;
         let page = self
-            .store_call(move |store| store.list_streams(prefix.as_deref(), after.as_deref(), limit + 1))
+            .store_call(move |store| {
+                store.list_streams(prefix.as_deref(), after.as_deref(), limit + 1)
+            })
             .await?;
         let more = page.len() > limit;
         let page = &page[..page.len().min(limit)];
@@ -220,13 +356,26 @@ impl VideoService {
     async fn delete_stream(&self, input: DeleteStreamInput) -> Result<Value, AwsError> {
         let mut v = Validation::new();
         v.required("streamARN", input.stream_arn.as_ref());
-        v.string("streamARN", input.stream_arn.as_deref(), 1, 1024, &validate::ARN);
-        v.string("currentVersion", input.current_version.as_deref(), 1, 64, &validate::VERSION);
+        v.string(
+            "streamARN",
+            input.stream_arn.as_deref(),
+            1,
+            1024,
+            &validate::ARN,
+        );
+        v.string(
+            "currentVersion",
+            input.current_version.as_deref(),
+            1,
+            64,
+            &validate::VERSION,
+        );
         v.finish()?;
         let stream = self.resolve(None, input.stream_arn.as_deref()).await?;
         let id = stream.id;
         let version = input.current_version;
-        self.store_call(move |store| store.delete_stream(id, version.as_deref())).await?;
+        self.store_call(move |store| store.delete_stream(id, version.as_deref()))
+            .await?;
         self.live.remove(id);
         tracing::info!(stream = %stream.name, "Stream deleted.");
         Ok(json!({}))
@@ -236,35 +385,81 @@ impl VideoService {
         let mut v = Validation::new();
         check_stream_ref(&mut v, &input.stream);
         v.required("currentVersion", input.current_version.as_ref());
-        v.string("currentVersion", input.current_version.as_deref(), 1, 64, &validate::VERSION);
-        v.string("deviceName", input.device_name.as_deref(), 1, 128, &validate::NAME);
-        v.string("mediaType", input.media_type.as_deref(), 1, 128, &validate::MEDIA_TYPE);
+        v.string(
+            "currentVersion",
+            input.current_version.as_deref(),
+            1,
+            64,
+            &validate::VERSION,
+        );
+        v.string(
+            "deviceName",
+            input.device_name.as_deref(),
+            1,
+            128,
+            &validate::NAME,
+        );
+        v.string(
+            "mediaType",
+            input.media_type.as_deref(),
+            1,
+            128,
+            &validate::MEDIA_TYPE,
+        );
         v.finish()?;
-        let stream = self.resolve(input.stream.stream_name.as_deref(), input.stream.stream_arn.as_deref()).await?;
+        let stream = self
+            .resolve(
+                input.stream.stream_name.as_deref(),
+                input.stream.stream_arn.as_deref(),
+            )
+            .await?;
         let update = StreamUpdate {
             device_name: input.device_name,
             media_type: input.media_type,
             retention_hours: None,
         };
-        self.apply_update(&stream, input.current_version.unwrap_or_default(), update).await?;
+        self.apply_update(&stream, input.current_version.unwrap_or_default(), update)
+            .await?;
         Ok(json!({}))
     }
 
-    async fn update_data_retention(&self, input: UpdateDataRetentionInput) -> Result<Value, AwsError> {
+    async fn update_data_retention(
+        &self,
+        input: UpdateDataRetentionInput,
+    ) -> Result<Value, AwsError> {
         let mut v = Validation::new();
         check_stream_ref(&mut v, &input.stream);
         v.required("currentVersion", input.current_version.as_ref());
-        v.string("currentVersion", input.current_version.as_deref(), 1, 64, &validate::VERSION);
+        v.string(
+            "currentVersion",
+            input.current_version.as_deref(),
+            1,
+            64,
+            &validate::VERSION,
+        );
         v.required("operation", input.operation.as_ref());
         v.one_of(
             "operation",
             input.operation.as_deref(),
             &["INCREASE_DATA_RETENTION", "DECREASE_DATA_RETENTION"],
         );
-        v.required("dataRetentionChangeInHours", input.data_retention_change_in_hours.as_ref());
-        v.int("dataRetentionChangeInHours", input.data_retention_change_in_hours, 1, i64::from(i32::MAX));
+        v.required(
+            "dataRetentionChangeInHours",
+            input.data_retention_change_in_hours.as_ref(),
+        );
+        v.int(
+            "dataRetentionChangeInHours",
+            input.data_retention_change_in_hours,
+            1,
+            i64::from(i32::MAX),
+        );
         v.finish()?;
-        let stream = self.resolve(input.stream.stream_name.as_deref(), input.stream.stream_arn.as_deref()).await?;
+        let stream = self
+            .resolve(
+                input.stream.stream_name.as_deref(),
+                input.stream.stream_arn.as_deref(),
+            )
+            .await?;
         let change = input.data_retention_change_in_hours.unwrap_or(0);
         let target = match input.operation.as_deref() {
             Some("INCREASE_DATA_RETENTION") => stream.retention_hours + change,
@@ -279,22 +474,37 @@ impl VideoService {
             retention_hours: Some(target),
             ..Default::default()
         };
-        self.apply_update(&stream, input.current_version.unwrap_or_default(), update).await?;
+        self.apply_update(&stream, input.current_version.unwrap_or_default(), update)
+            .await?;
         Ok(json!({}))
     }
 
-    async fn apply_update(&self, stream: &StreamRecord, version: String, update: StreamUpdate) -> Result<StreamRecord, AwsError> {
+    async fn apply_update(
+        &self,
+        stream: &StreamRecord,
+        version: String,
+        update: StreamUpdate,
+    ) -> Result<StreamRecord, AwsError> {
         let id = stream.id;
-        self.store_call(move |store| store.update_stream(id, &version, update)).await
+        self.store_call(move |store| store.update_stream(id, &version, update))
+            .await
     }
 
-    async fn get_data_endpoint(&self, input: GetDataEndpointInput, ctx: &RequestContext) -> Result<Value, AwsError> {
+    async fn get_data_endpoint(
+        &self,
+        input: GetDataEndpointInput,
+        ctx: &RequestContext,
+    ) -> Result<Value, AwsError> {
         let mut v = Validation::new();
         check_stream_ref(&mut v, &input.stream);
         v.required("aPIName", input.api_name.as_ref());
         v.one_of("aPIName", input.api_name.as_deref(), API_NAMES);
         v.finish()?;
-        self.resolve(input.stream.stream_name.as_deref(), input.stream.stream_arn.as_deref()).await?;
+        self.resolve(
+            input.stream.stream_name.as_deref(),
+            input.stream.stream_arn.as_deref(),
+        )
+        .await?;
         let host = self.config.advertise_host.as_deref().unwrap_or(&ctx.host);
         let host = if host.contains(':') && !host.starts_with('[') {
             format!("[{host}]") // an IPv6 literal
@@ -304,22 +514,35 @@ impl VideoService {
         Ok(json!({ "DataEndpoint": format!("{}://{}:{}", self.scheme, host, self.data_port) }))
     }
 
-    async fn add_tags(&self, stream: StreamRecord, tags: BTreeMap<String, String>) -> Result<Value, AwsError> {
-        tags_limit(stream.tags.len(), tags.keys().map(|k| !stream.tags.contains_key(k)))?;
+    async fn add_tags(
+        &self,
+        stream: StreamRecord,
+        tags: BTreeMap<String, String>,
+    ) -> Result<Value, AwsError> {
+        tags_limit(
+            stream.tags.len(),
+            tags.keys().map(|k| !stream.tags.contains_key(k)),
+        )?;
         let mut merged = stream.tags.clone();
         merged.extend(tags);
         let id = stream.id;
-        self.store_call(move |store| store.set_stream_tags(id, &merged)).await?;
+        self.store_call(move |store| store.set_stream_tags(id, &merged))
+            .await?;
         Ok(json!({}))
     }
 
-    async fn remove_tags(&self, stream: StreamRecord, keys: Vec<String>) -> Result<Value, AwsError> {
+    async fn remove_tags(
+        &self,
+        stream: StreamRecord,
+        keys: Vec<String>,
+    ) -> Result<Value, AwsError> {
         let mut remaining = stream.tags.clone();
         for key in &keys {
             remaining.remove(key);
         }
         let id = stream.id;
-        self.store_call(move |store| store.set_stream_tags(id, &remaining)).await?;
+        self.store_call(move |store| store.set_stream_tags(id, &remaining))
+            .await?;
         Ok(json!({}))
     }
 }

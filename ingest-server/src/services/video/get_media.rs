@@ -61,8 +61,20 @@ impl VideoService {
     ) -> Result<Response<ResponseBody>, AwsError> {
         let input: GetMediaInput = decode_json(body)?;
         let mut v = Validation::new();
-        v.string("streamName", input.stream.stream_name.as_deref(), 1, 256, &validate::NAME);
-        v.string("streamARN", input.stream.stream_arn.as_deref(), 1, 1024, &validate::ARN);
+        v.string(
+            "streamName",
+            input.stream.stream_name.as_deref(),
+            1,
+            256,
+            &validate::NAME,
+        );
+        v.string(
+            "streamARN",
+            input.stream.stream_arn.as_deref(),
+            1,
+            1024,
+            &validate::ARN,
+        );
         v.required("startSelector", input.start_selector.as_ref());
         let selector = input.start_selector.as_ref();
         let kind = selector.and_then(|s| s.start_selector_type.as_deref());
@@ -83,29 +95,53 @@ impl VideoService {
             &validate::NAME,
         );
         v.finish()?;
-        let selector = selector.ok_or_else(|| AwsError::invalid_argument("StartSelector is required."))?;
-        let stream = self.resolve(input.stream.stream_name.as_deref(), input.stream.stream_arn.as_deref()).await?;
+        let selector =
+            selector.ok_or_else(|| AwsError::invalid_argument("StartSelector is required."))?;
+        let stream = self
+            .resolve(
+                input.stream.stream_name.as_deref(),
+                input.stream.stream_arn.as_deref(),
+            )
+            .await?;
         let id = stream.id;
         // Subscribe before looking at the index, so no fragment stored meanwhile is missed.
         let live = self.live.subscribe(id);
-        let missing = |field: &str| AwsError::invalid_argument(format!("{field} is required for this StartSelectorType."));
+        let missing = |field: &str| {
+            AwsError::invalid_argument(format!("{field} is required for this StartSelectorType."))
+        };
         let after_seq = match kind.unwrap_or_default() {
             "EARLIEST" => 0,
-            "NOW" => self.store_call(move |s| s.latest_seq(id)).await?.unwrap_or(0),
+            "NOW" => self
+                .store_call(move |s| s.latest_seq(id))
+                .await?
+                .unwrap_or(0),
             "FRAGMENT_NUMBER" => {
-                let number = selector.after_fragment_number.as_deref().ok_or_else(|| missing("AfterFragmentNumber"))?;
+                let number = selector
+                    .after_fragment_number
+                    .as_deref()
+                    .ok_or_else(|| missing("AfterFragmentNumber"))?;
                 seq_of(number, id, "fragment number")?
             }
             "CONTINUATION_TOKEN" => {
-                let token = selector.continuation_token.as_deref().ok_or_else(|| missing("ContinuationToken"))?;
+                let token = selector
+                    .continuation_token
+                    .as_deref()
+                    .ok_or_else(|| missing("ContinuationToken"))?;
                 seq_of(token, id, "continuation token")?
             }
             ts_kind => {
-                let ts = selector.start_timestamp.ok_or_else(|| missing("StartTimestamp"))?.millis();
-                let kind = timestamp_kind(ts_kind).ok_or_else(|| AwsError::invalid_argument("Unknown StartSelectorType."))?;
+                let ts = selector
+                    .start_timestamp
+                    .ok_or_else(|| missing("StartTimestamp"))?
+                    .millis();
+                let kind = timestamp_kind(ts_kind)
+                    .ok_or_else(|| AwsError::invalid_argument("Unknown StartSelectorType."))?;
                 match self.store_call(move |s| s.seek(id, kind, ts)).await? {
                     Some(seq) => seq - 1,
-                    None => self.store_call(move |s| s.latest_seq(id)).await?.unwrap_or(0),
+                    None => self
+                        .store_call(move |s| s.latest_seq(id))
+                        .await?
+                        .unwrap_or(0),
                 }
             }
         };
@@ -128,7 +164,10 @@ impl VideoService {
         let producer_timeout = Duration::from_secs(self.config.put_media_timeout_secs.max(1));
         loop {
             live.borrow_and_update();
-            let batch = match self.store_call(move |s| s.fragments_after(stream_id, after_seq, BATCH)).await {
+            let batch = match self
+                .store_call(move |s| s.fragments_after(stream_id, after_seq, BATCH))
+                .await
+            {
                 Ok(batch) => batch,
                 Err(_) => {
                     send_error(&tx, "INTERNAL_ERROR", ERROR_INTERNAL, None).await;
@@ -136,7 +175,11 @@ impl VideoService {
                 }
             };
             if batch.is_empty() {
-                let wait = if live.borrow().producing { producer_timeout } else { idle };
+                let wait = if live.borrow().producing {
+                    producer_timeout
+                } else {
+                    idle
+                };
                 match tokio::time::timeout(wait, live.changed()).await {
                     Ok(Ok(())) => continue,
                     _ => return, // idle, or the stream was deleted
@@ -162,11 +205,18 @@ impl VideoService {
                 let mut trailer = Vec::with_capacity(128);
                 let behind = (now_ms() - fragment.server_ts_ms).max(0) as u64;
                 write_fragment_trailer(&mut trailer, behind, &number);
-                tx.send(Bytes::from(media)).await.is_ok() && tx.send(Bytes::from(trailer)).await.is_ok()
+                tx.send(Bytes::from(media)).await.is_ok()
+                    && tx.send(Bytes::from(trailer)).await.is_ok()
             }
             // Expired or deleted between the index query and the read.
             Ok(Err(StoreError::NotFound)) => {
-                send_error(tx, "FRAGMENT_NOT_FOUND", ERROR_FRAGMENT_NOT_FOUND, Some(&number)).await
+                send_error(
+                    tx,
+                    "FRAGMENT_NOT_FOUND",
+                    ERROR_FRAGMENT_NOT_FOUND,
+                    Some(&number),
+                )
+                .await
             }
             Ok(Err(err)) => {
                 tracing::error!(error = %err, fragment = %number, "Fragment could not be read.");
@@ -183,29 +233,66 @@ impl VideoService {
     ) -> Result<Response<ResponseBody>, AwsError> {
         let input: GetMediaForFragmentListInput = decode_json(body)?;
         let mut v = Validation::new();
-        v.string("streamName", input.stream.stream_name.as_deref(), 1, 256, &validate::NAME);
-        v.string("streamARN", input.stream.stream_arn.as_deref(), 1, 1024, &validate::ARN);
+        v.string(
+            "streamName",
+            input.stream.stream_name.as_deref(),
+            1,
+            256,
+            &validate::NAME,
+        );
+        v.string(
+            "streamARN",
+            input.stream.stream_arn.as_deref(),
+            1,
+            1024,
+            &validate::ARN,
+        );
         v.required("fragments", input.fragments.as_ref());
         v.count("fragments", input.fragments.as_ref().map(Vec::len), 1, 1000);
         for number in input.fragments.iter().flatten() {
-            v.string("fragments.member", Some(number), 1, 128, &validate::FRAGMENT_NUMBER);
+            v.string(
+                "fragments.member",
+                Some(number),
+                1,
+                128,
+                &validate::FRAGMENT_NUMBER,
+            );
         }
         v.finish()?;
-        let stream = self.resolve(input.stream.stream_name.as_deref(), input.stream.stream_arn.as_deref()).await?;
+        let stream = self
+            .resolve(
+                input.stream.stream_name.as_deref(),
+                input.stream.stream_arn.as_deref(),
+            )
+            .await?;
         let (tx, body) = channel(2);
         let service = Arc::clone(self);
         let numbers = input.fragments.unwrap_or_default();
         tokio::spawn(async move {
             for number in numbers {
-                let seq = parse_fragment_number(&number).filter(|(sid, _)| *sid == stream.id).map(|(_, seq)| seq);
+                let seq = parse_fragment_number(&number)
+                    .filter(|(sid, _)| *sid == stream.id)
+                    .map(|(_, seq)| seq);
                 let id = stream.id;
                 let found = match seq {
-                    Some(seq) => service.store_call(move |s| s.fragment(id, seq)).await.ok().flatten(),
+                    Some(seq) => service
+                        .store_call(move |s| s.fragment(id, seq))
+                        .await
+                        .ok()
+                        .flatten(),
                     None => None,
                 };
                 let sent = match found {
                     Some(fragment) => service.send_fragment(&fragment, &tx).await,
-                    None => send_error(&tx, "FRAGMENT_NOT_FOUND", ERROR_FRAGMENT_NOT_FOUND, Some(&number)).await,
+                    None => {
+                        send_error(
+                            &tx,
+                            "FRAGMENT_NOT_FOUND",
+                            ERROR_FRAGMENT_NOT_FOUND,
+                            Some(&number),
+                        )
+                        .await
+                    }
                 };
                 if !sent {
                     return;
@@ -217,7 +304,12 @@ impl VideoService {
 }
 
 /// Sends a GetMedia error chunk; false when the client has gone.
-async fn send_error(tx: &mpsc::Sender<Bytes>, code: &str, id: u64, fragment_number: Option<&str>) -> bool {
+async fn send_error(
+    tx: &mpsc::Sender<Bytes>,
+    code: &str,
+    id: u64,
+    fragment_number: Option<&str>,
+) -> bool {
     let mut chunk = Vec::with_capacity(256);
     write_error_chunk(&mut chunk, code, id, fragment_number);
     tx.send(Bytes::from(chunk)).await.is_ok()

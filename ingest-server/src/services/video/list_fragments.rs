@@ -22,22 +22,52 @@ impl VideoService {
     pub(super) async fn list_fragments(&self, body: &[u8]) -> Result<Value, AwsError> {
         let input: ListFragmentsInput = decode_json(body)?;
         let mut v = Validation::new();
-        v.string("streamName", input.stream.stream_name.as_deref(), 1, 256, &validate::NAME);
-        v.string("streamARN", input.stream.stream_arn.as_deref(), 1, 1024, &validate::ARN);
+        v.string(
+            "streamName",
+            input.stream.stream_name.as_deref(),
+            1,
+            256,
+            &validate::NAME,
+        );
+        v.string(
+            "streamARN",
+            input.stream.stream_arn.as_deref(),
+            1,
+            1024,
+            &validate::ARN,
+        );
         v.int("maxResults", input.max_results, 1, 1000);
-        v.string("nextToken", input.next_token.as_deref(), 1, 4096, &validate::NEXT_TOKEN);
+        v.string(
+            "nextToken",
+            input.next_token.as_deref(),
+            1,
+            4096,
+            &validate::NEXT_TOKEN,
+        );
         let selector = input.fragment_selector.as_ref();
         if let Some(selector) = selector {
-            v.required("fragmentSelector.fragmentSelectorType", selector.fragment_selector_type.as_ref());
+            v.required(
+                "fragmentSelector.fragmentSelectorType",
+                selector.fragment_selector_type.as_ref(),
+            );
             v.one_of(
                 "fragmentSelector.fragmentSelectorType",
                 selector.fragment_selector_type.as_deref(),
                 &["PRODUCER_TIMESTAMP", "SERVER_TIMESTAMP"],
             );
-            v.required("fragmentSelector.timestampRange", selector.timestamp_range.as_ref());
+            v.required(
+                "fragmentSelector.timestampRange",
+                selector.timestamp_range.as_ref(),
+            );
             if let Some(range) = &selector.timestamp_range {
-                v.required("fragmentSelector.timestampRange.startTimestamp", range.start_timestamp.as_ref());
-                v.required("fragmentSelector.timestampRange.endTimestamp", range.end_timestamp.as_ref());
+                v.required(
+                    "fragmentSelector.timestampRange.startTimestamp",
+                    range.start_timestamp.as_ref(),
+                );
+                v.required(
+                    "fragmentSelector.timestampRange.endTimestamp",
+                    range.end_timestamp.as_ref(),
+                );
             }
         }
         v.finish()?;
@@ -45,7 +75,11 @@ impl VideoService {
             Some(s) => {
                 let kind = s.fragment_selector_type.as_deref().and_then(timestamp_kind);
                 let range = s.timestamp_range.as_ref();
-                match (kind, range.and_then(|r| r.start_timestamp), range.and_then(|r| r.end_timestamp)) {
+                match (
+                    kind,
+                    range.and_then(|r| r.start_timestamp),
+                    range.and_then(|r| r.end_timestamp),
+                ) {
                     (Some(kind), Some(start), Some(end)) => {
                         if start.millis() > end.millis() {
                             return Err(AwsError::invalid_argument(
@@ -59,7 +93,12 @@ impl VideoService {
             }
             None => None,
         };
-        let stream = self.resolve(input.stream.stream_name.as_deref(), input.stream.stream_arn.as_deref()).await?;
+        let stream = self
+            .resolve(
+                input.stream.stream_name.as_deref(),
+                input.stream.stream_arn.as_deref(),
+            )
+            .await?;
         let after_seq = match &input.next_token {
             Some(token) => Some(
                 decode_token(token)
@@ -75,7 +114,9 @@ impl VideoService {
             limit: limit + 1,
         };
         let id = stream.id;
-        let page = self.store_call(move |store| store.list_fragments(id, &query)).await?;
+        let page = self
+            .store_call(move |store| store.list_fragments(id, &query))
+            .await?;
         let more = page.len() > limit;
         let page = &page[..page.len().min(limit)];
         let mut out = json!({ "Fragments": page.iter().map(fragment_info).collect::<Vec<_>>() });

@@ -44,7 +44,9 @@ impl LiveFeeds {
 
     /// A producer connected or left.
     pub fn producing(&self, stream_id: i64, producing: bool) {
-        self.with(stream_id, |s| s.send_modify(|state| state.producing = producing));
+        self.with(stream_id, |s| {
+            s.send_modify(|state| state.producing = producing)
+        });
     }
 
     /// Forgets a deleted stream (its readers see the channel close).

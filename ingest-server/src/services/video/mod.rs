@@ -4,8 +4,8 @@
 mod control_plane;
 mod errors;
 mod get_media;
-mod live;
 mod list_fragments;
+mod live;
 mod put_media;
 mod shapes;
 
@@ -128,13 +128,18 @@ impl VideoService {
         match op {
             GetMedia => self.get_media(&body, ctx).await,
             GetMediaForFragmentList => self.get_media_for_fragment_list(&body, ctx).await,
-            ListFragments => self.list_fragments(&body).await.map(|v| json_response(&v, ctx)),
+            ListFragments => self
+                .list_fragments(&body)
+                .await
+                .map(|v| json_response(&v, ctx)),
             NotImplemented(name) => Err(AwsError::new(
                 501,
                 "NotImplementedException",
                 format!("{name} is not implemented by this server yet."),
             )),
-            PutMedia => Err(AwsError::invalid_argument("PutMedia takes a streamed body.")),
+            PutMedia => Err(AwsError::invalid_argument(
+                "PutMedia takes a streamed body.",
+            )),
             control => self
                 .control_plane(control, &body, ctx)
                 .await

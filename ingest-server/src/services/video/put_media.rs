@@ -12,7 +12,9 @@ use bytes::Bytes;
 use http::Response;
 use http_body_util::BodyExt;
 use mkv_fragment::getmedia::{FragmentStamp, write_fragment_prefix};
-use mkv_fragment::{Cluster, Event, ParseError, ParserLimits, SegmentHeader, SimpleTag, StreamParser};
+use mkv_fragment::{
+    Cluster, Event, ParseError, ParserLimits, SegmentHeader, SimpleTag, StreamParser,
+};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
@@ -103,11 +105,21 @@ fn parse_headers(parts: &http::request::Parts) -> Result<PutMediaHeaders, AwsErr
     let stream_name = header(parts, "x-amzn-stream-name").map(str::to_owned);
     let stream_arn = header(parts, "x-amzn-stream-arn").map(str::to_owned);
     let mut v = validate::Validation::new();
-    v.string("streamName", stream_name.as_deref(), 1, 256, &validate::NAME);
+    v.string(
+        "streamName",
+        stream_name.as_deref(),
+        1,
+        256,
+        &validate::NAME,
+    );
     v.string("streamARN", stream_arn.as_deref(), 1, 1024, &validate::ARN);
     let timecode_type = header(parts, "x-amzn-fragment-timecode-type");
     v.required("fragmentTimecodeType", timecode_type.as_ref());
-    v.one_of("fragmentTimecodeType", timecode_type, &["ABSOLUTE", "RELATIVE"]);
+    v.one_of(
+        "fragmentTimecodeType",
+        timecode_type,
+        &["ABSOLUTE", "RELATIVE"],
+    );
     v.finish()?;
     let timecode_type = match timecode_type {
         Some("RELATIVE") => TimecodeType::Relative,
@@ -130,7 +142,8 @@ fn parse_headers(parts: &http::request::Parts) -> Result<PutMediaHeaders, AwsErr
         }
         (None, TimecodeType::Absolute) => 0,
     };
-    let acks = header(parts, "x-amzn-fragment-acknowledgment-required").is_none_or(|v| v.trim() != "0");
+    let acks =
+        header(parts, "x-amzn-fragment-acknowledgment-required").is_none_or(|v| v.trim() != "0");
     Ok(PutMediaHeaders {
         stream_name,
         stream_arn,
@@ -170,12 +183,25 @@ impl VideoService {
         B::Error: std::fmt::Display + Send,
     {
         let headers = parse_headers(parts)?;
-        let stream = self.resolve(headers.stream_name.as_deref(), headers.stream_arn.as_deref()).await?;
-        if !self.uploads.lock().unwrap_or_else(|p| p.into_inner()).insert(stream.id) {
+        let stream = self
+            .resolve(
+                headers.stream_name.as_deref(),
+                headers.stream_arn.as_deref(),
+            )
+            .await?;
+        if !self
+            .uploads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(stream.id)
+        {
             return Err(AwsError::new(
                 400,
                 "ConnectionLimitExceededException",
-                format!("Stream {} already has a PutMedia connection; only one is allowed at a time.", stream.name),
+                format!(
+                    "Stream {} already has a PutMedia connection; only one is allowed at a time.",
+                    stream.name
+                ),
             ));
         }
         let slot = UploadSlot {
@@ -310,9 +336,10 @@ impl Upload {
             .await;
     }
 
-    async fn ack_error(&self, error: AckError) {
+    /// An ERROR ack, naming the fragment it is about when there is one.
+    async fn ack_error(&self, error: AckError, fragment: Option<&ClusterInProgress>) {
         let mut ack = serde_json::json!({ "EventType": "ERROR", "ErrorId": error as u16, "ErrorCode": error.code() });
-        if let Some(current) = &self.current {
+        if let Some(current) = fragment {
             ack["FragmentTimecode"] = current.timecode.into();
             ack["FragmentNumber"] = current.number.clone().into();
         }
@@ -323,7 +350,11 @@ impl Upload {
     /// Handles every event the parser can produce from the input so far.
     async fn drain(&mut self, at_end: bool) -> Flow {
         loop {
-            let next = if at_end { self.parser.finish() } else { self.parser.next_event() };
+            let next = if at_end {
+                self.parser.finish()
+            } else {
+                self.parser.next_event()
+            };
             let event = match next {
                 Ok(Some(event)) => event,
                 Ok(None) => return Flow::Continue,
@@ -334,7 +365,7 @@ impl Upload {
                         AckError::InvalidMkvData
                     };
                     tracing::info!(stream = %self.stream.name, error = %err, "Invalid MKV in PutMedia.");
-                    self.ack_error(error).await;
+                    self.ack_error(error, self.current.as_ref()).await;
                     return Flow::Stop;
                 }
             };
@@ -356,7 +387,7 @@ impl Upload {
             Event::SegmentStart { .. } => Flow::Continue,
             Event::Header(header) => {
                 if header.tracks.len() > MAX_TRACKS {
-                    self.ack_error(AckError::MoreThanAllowedTracks).await;
+                    self.ack_error(AckError::MoreThanAllowedTracks, None).await;
                     return Flow::Stop;
                 }
                 self.header = Some(header);
@@ -364,7 +395,8 @@ impl Upload {
             }
             Event::Tags(tags) => {
                 // AWS_* tags are the protocol's own (END_OF_FRAGMENT and the like).
-                self.pending_tags.extend(tags.into_iter().filter(|t| !t.name.starts_with("AWS")));
+                self.pending_tags
+                    .extend(tags.into_iter().filter(|t| !t.name.starts_with("AWS")));
                 Flow::Continue
             }
             Event::ClusterStarted { timecode } => self.cluster_started(timecode).await,
@@ -375,15 +407,23 @@ impl Upload {
     async fn cluster_started(&mut self, timecode: u64) -> Flow {
         if self.header.is_none() {
             self.current = None;
-            self.ack_error(AckError::InvalidMkvData).await;
+            self.ack_error(AckError::InvalidMkvData, None).await;
             return Flow::Stop;
         }
         let id = self.stream.id;
-        let seq = match self.service.store_call(move |s| s.allocate_fragment_seq(id)).await {
+        let seq = match self
+            .service
+            .store_call(move |s| s.allocate_fragment_seq(id))
+            .await
+        {
             Ok(seq) => seq,
             Err(err) => {
-                let error = if err.status == 404 { AckError::StreamNotActive } else { AckError::Internal };
-                self.ack_error(error).await;
+                let error = if err.status == 404 {
+                    AckError::StreamNotActive
+                } else {
+                    AckError::Internal
+                };
+                self.ack_error(error, None).await;
                 return Flow::Stop;
             }
         };
@@ -397,62 +437,71 @@ impl Upload {
         } else if self.started.elapsed() > MAX_CONNECTION_DURATION {
             rejected = Some(AckError::MaxConnectionDuration);
         }
-        self.current = Some(ClusterInProgress {
+        let current = ClusterInProgress {
             timecode,
             seq,
-            number: number.clone(),
+            number,
             server_ts_ms: now_ms(),
             tags,
             rejected,
-        });
-        if let Some(error) = rejected {
-            self.ack_error(error).await;
-            if error.ends_upload() {
-                return Flow::Stop;
+        };
+        let flow = match rejected {
+            Some(error) => {
+                self.ack_error(error, Some(&current)).await;
+                if error.ends_upload() {
+                    Flow::Stop
+                } else {
+                    Flow::Continue
+                }
             }
-        } else {
-            self.ack_event("BUFFERING", timecode, &number).await;
-        }
-        Flow::Continue
+            None => {
+                self.ack_event("BUFFERING", timecode, &current.number).await;
+                Flow::Continue
+            }
+        };
+        self.current = Some(current);
+        flow
     }
 
     async fn cluster_complete(&mut self, cluster: Cluster) -> Flow {
-        let Some(current) = self.current.take_if(|c| c.timecode == cluster.timecode) else {
-            self.ack_error(AckError::InvalidMkvData).await;
+        let Some(current) = self
+            .current
+            .take()
+            .filter(|c| c.timecode == cluster.timecode)
+        else {
+            self.ack_error(AckError::InvalidMkvData, None).await;
             return Flow::Stop;
         };
         if current.rejected.is_some() {
             return Flow::Continue; // already answered with an ERROR ack
         }
-        self.current = Some(current);
-        let verdict = self.check(&cluster);
-        let current = self.current.take().expect("set just above");
-        let (producer_ts_ms, duration_ms) = match verdict {
-            Ok(times) => times,
-            Err(error) => {
-                self.current = Some(current);
-                self.ack_error(error).await;
-                self.current = None;
-                return if error.ends_upload() { Flow::Stop } else { Flow::Continue };
+        let result = match self.check(&cluster) {
+            Ok((producer_ts_ms, duration_ms)) => {
+                self.ack_event("RECEIVED", current.timecode, &current.number)
+                    .await;
+                self.last_timecode = Some(current.timecode);
+                if self.stream.retention_hours == 0 {
+                    // Nothing is kept, so nothing is PERSISTED (as AWS does).
+                    return Flow::Continue;
+                }
+                self.persist(&current, &cluster, producer_ts_ms, duration_ms)
+                    .await
             }
+            Err(error) => Err(error),
         };
-        self.ack_event("RECEIVED", current.timecode, &current.number).await;
-        self.last_timecode = Some(current.timecode);
-        if self.stream.retention_hours == 0 {
-            // Nothing is kept, so nothing is PERSISTED (as AWS does).
-            return Flow::Continue;
-        }
-        match self.persist(&current, &cluster, producer_ts_ms, duration_ms).await {
+        match result {
             Ok(number) => {
                 self.stored += 1;
                 self.ack_event("PERSISTED", current.timecode, &number).await;
                 Flow::Continue
             }
             Err(error) => {
-                self.current = Some(current);
-                self.ack_error(error).await;
-                self.current = None;
-                if error.ends_upload() { Flow::Stop } else { Flow::Continue }
+                self.ack_error(error, Some(&current)).await;
+                if error.ends_upload() {
+                    Flow::Stop
+                } else {
+                    Flow::Continue
+                }
             }
         }
     }
@@ -466,17 +515,26 @@ impl Upload {
                 return Err(AckError::FramesMissingForTrack);
             }
         }
-        if cluster.blocks.iter().any(|b| !header.tracks.iter().any(|t| t.number == b.track)) {
+        if cluster
+            .blocks
+            .iter()
+            .any(|b| !header.tracks.iter().any(|t| t.number == b.track))
+        {
             return Err(AckError::TrackNumberMismatch);
         }
         let scale = u128::from(header.timecode_scale_ns.max(1));
         let to_ms = |units: u128| units.saturating_mul(scale) / 1_000_000;
-        let offset_ms = i64::try_from(to_ms(u128::from(cluster.timecode))).map_err(|_| AckError::InvalidProducerTimestamp)?;
+        let offset_ms = i64::try_from(to_ms(u128::from(cluster.timecode)))
+            .map_err(|_| AckError::InvalidProducerTimestamp)?;
         let producer_ts_ms = match self.timecode_type {
             TimecodeType::Absolute => offset_ms,
-            TimecodeType::Relative => self.producer_start_ms.checked_add(offset_ms).ok_or(AckError::InvalidProducerTimestamp)?,
+            TimecodeType::Relative => self
+                .producer_start_ms
+                .checked_add(offset_ms)
+                .ok_or(AckError::InvalidProducerTimestamp)?,
         };
-        let duration_ms = i64::try_from(to_ms(u128::from(fragment_duration_units(cluster)))).unwrap_or(i64::MAX);
+        let duration_ms =
+            i64::try_from(to_ms(u128::from(fragment_duration_units(cluster)))).unwrap_or(i64::MAX);
         if duration_ms > MAX_FRAGMENT_DURATION_MS {
             return Err(AckError::MaxFragmentDuration);
         }
@@ -510,7 +568,13 @@ impl Upload {
             server_timestamp_ms: current.server_ts_ms,
             producer_timestamp_ms: producer_ts_ms,
         };
-        write_fragment_prefix(&mut media, &header.raw, &stamp, &current.tags, &cluster.body);
+        write_fragment_prefix(
+            &mut media,
+            &header.raw,
+            &stamp,
+            &current.tags,
+            &cluster.body,
+        );
         let fragment = NewFragment {
             stream_id: id,
             seq: current.seq,
@@ -520,7 +584,11 @@ impl Upload {
             size_bytes: cluster.body.len() as i64,
             content_hash: hash,
             tracks_json: tracks_json(header),
-            user_tags: current.tags.iter().map(|t| (t.name.clone(), t.value.clone())).collect(),
+            user_tags: current
+                .tags
+                .iter()
+                .map(|t| (t.name.clone(), t.value.clone()))
+                .collect(),
             media,
         };
         let seq = current.seq;
@@ -543,7 +611,10 @@ impl Upload {
 /// A fragment's duration in timecode units: the span of its frames plus one frame
 /// interval (the mean gap), or the last block's own duration when it has one.
 fn fragment_duration_units(cluster: &Cluster) -> u64 {
-    let times = cluster.blocks.iter().map(|b| i64::from(b.relative_timecode));
+    let times = cluster
+        .blocks
+        .iter()
+        .map(|b| i64::from(b.relative_timecode));
     let (Some(min), Some(max)) = (times.clone().min(), times.max()) else {
         return 0;
     };

@@ -245,6 +245,8 @@ pub(super) fn encode_token(cursor: &str) -> String {
 /// Decodes a `NextToken` made by [`encode_token`].
 pub(super) fn decode_token(token: &str) -> Option<String> {
     use base64::Engine;
-    let bytes = base64::engine::general_purpose::STANDARD.decode(token).ok()?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(token)
+        .ok()?;
     String::from_utf8(bytes).ok()
 }
