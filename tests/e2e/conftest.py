@@ -43,8 +43,10 @@ def free_port() -> int:
 class Server:
     """One ``ingest-server`` process on a data directory (restartable)."""
 
-    def __init__(self, data_dir: Path, log_dir: Path, extra_args: tuple[str, ...] = ()):
+    def __init__(self, data_dir: Path, log_dir: Path, extra_args: tuple[str, ...] = (), ca_file: str | None = None):
         self.data_dir = Path(data_dir)
+        self.plain = "--plain-http" in extra_args
+        self._ca_override = ca_file
         self.log_dir = Path(log_dir)
         self.extra_args = tuple(extra_args)
         self.port = free_port()
@@ -56,15 +58,19 @@ class Server:
     # ---------------------------------------------------------------- paths
     @property
     def ca_file(self) -> str:
-        return str(self.data_dir / "tls" / "ca.pem")
+        return self._ca_override or str(self.data_dir / "tls" / "ca.pem")
+
+    @property
+    def scheme(self) -> str:
+        return "http" if self.plain else "https"
 
     @property
     def endpoint(self) -> str:
-        return f"https://{HOST}:{self.port}"
+        return f"{self.scheme}://{HOST}:{self.port}"
 
     @property
     def data_endpoint(self) -> str:
-        return f"https://{HOST}:{self.data_port}"
+        return f"{self.scheme}://{HOST}:{self.data_port}"
 
     def log(self) -> str:
         if self.log_path and self.log_path.exists():
@@ -103,10 +109,13 @@ class Server:
                     f"ingest-server exited with {self.proc.returncode} during start-up: {' '.join(cmd)}\n"
                     f"--- server log ---\n{self.log_tail()}"
                 )
-            if os.path.exists(self.ca_file) and (self.data_dir / "credentials").exists():
+            if (self.plain or os.path.exists(self.ca_file)) and (self.data_dir / "credentials").exists():
                 try:
                     for port in (self.port, self.data_port):
-                        self.tls_probe(port)
+                        if self.plain:
+                            socket.create_connection((HOST, port), timeout=2).close()
+                        else:
+                            self.tls_probe(port)
                     return self
                 except (OSError, ssl.SSLError) as e:
                     last_err = e
@@ -170,7 +179,7 @@ class Server:
             endpoint_url=endpoint,
             aws_access_key_id=creds.access_key,
             aws_secret_access_key=creds.secret_key,
-            verify=self.ca_file if verify is None else verify,
+            verify=(None if self.plain else self.ca_file) if verify is None else verify,
             config=Config(**cfg),
         )
 
@@ -220,12 +229,15 @@ class Server:
         kw.setdefault("credentials", self.credentials())
         kw.setdefault("ca_file", self.ca_file)
         kw.setdefault("region", REGION)
-        return putmedia.put_media(HOST, self.data_port, parts, stream_name=stream, **kw)
+        kw.setdefault("plain", self.plain)
+        port = kw.pop("port", self.data_port)
+        return putmedia.put_media(HOST, port, parts, stream_name=stream, **kw)
 
     def session(self, stream: str | None, **kw) -> putmedia.PutMediaSession:
         kw.setdefault("credentials", self.credentials())
         kw.setdefault("ca_file", self.ca_file)
         kw.setdefault("region", REGION)
+        kw.setdefault("plain", self.plain)
         return putmedia.PutMediaSession(HOST, kw.pop("port", self.data_port), stream_name=stream, **kw)
 
 
@@ -245,8 +257,8 @@ def private_server(tmp_path_factory):
     """A server of its own (for crash/restart tests); factory with extra args."""
     servers = []
 
-    def make(*extra_args):
-        srv = Server(tmp_path_factory.mktemp("private-data"), tmp_path_factory.mktemp("logs"), extra_args)
+    def make(*extra_args, ca_file=None):
+        srv = Server(tmp_path_factory.mktemp("private-data"), tmp_path_factory.mktemp("logs"), extra_args, ca_file=ca_file)
         servers.append(srv)
         return srv.start()
 
@@ -324,6 +336,7 @@ class MediaReader:
         self.buf = bytearray()
         self.fragments: list[ebml.Fragment] = []
         self.arrival: list[float] = []
+        self.arrival_wall: list[float] = []
         self.eof = False
         self.timed_out = False
 
@@ -363,6 +376,7 @@ class MediaReader:
             now = time.monotonic()
             while len(self.arrival) < len(frags):
                 self.arrival.append(now)
+                self.arrival_wall.append(time.time())
             self.fragments = frags
         return self
 

@@ -139,6 +139,7 @@ class PutMediaResult:
     send_error: str | None
     bytes_sent: int
     response_delay: float | None  # seconds from the request head to the first response line (100 or final)
+    t_body_end: float | None  # time.monotonic() when the terminating 0-chunk was sent
 
     def header(self, name: str) -> str | None:
         name = name.lower()
@@ -236,6 +237,10 @@ class PutMediaSession:
         self._waiters: list[tuple[int, threading.Event]] = []
         self._stop = False
         self._send_dead = False
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self.t_body_end: float | None = None
         self._thread: threading.Thread | None = None
         self.sock: socket.socket | None = None
         self.sslobj = None
@@ -280,8 +285,14 @@ class PutMediaSession:
         try:
             while not self._stop:
                 want_w = bool(self._cipher_out) or bool(self._sendq)
-                r, w, _ = select.select([sock], [sock] if want_w else [], [], 0.05)
-                if r:
+                r, w, _ = select.select([sock, self._wake_r], [sock] if want_w else [], [], 0.05)
+                if self._wake_r in r:
+                    try:
+                        while self._wake_r.recv(4096):
+                            pass
+                    except (BlockingIOError, InterruptedError):
+                        pass
+                if sock in r:
                     try:
                         data = sock.recv(262144)
                     except (BlockingIOError, InterruptedError):
@@ -519,6 +530,10 @@ class PutMediaSession:
         ev = threading.Event()
         self._sendq.append((data, ev))
         self.bytes_sent += len(data)
+        try:
+            self._wake_w.send(b"w")
+        except OSError:
+            pass
         if wait:
             deadline = time.monotonic() + timeout
             while not ev.wait(0.05):
@@ -591,6 +606,7 @@ class PutMediaSession:
         self._enqueue(data)
 
     def end_body(self):
+        self.t_body_end = time.monotonic()
         self._enqueue(b"0\r\n\r\n")
 
     def wait_for(self, pred, timeout: float) -> bool:
@@ -624,6 +640,8 @@ class PutMediaSession:
         except OSError:
             pass
         self.sock.close()
+        self._wake_r.close()
+        self._wake_w.close()
 
     def close(self):
         self._stop = True
@@ -631,6 +649,8 @@ class PutMediaSession:
             self._thread.join(2)
         if self.sock:
             self.sock.close()
+        self._wake_r.close()
+        self._wake_w.close()
 
     def result(self) -> PutMediaResult:
         with self.cond:
@@ -649,6 +669,7 @@ class PutMediaSession:
                 bad_lines=list(self.bad_lines),
                 send_error=self.send_error,
                 bytes_sent=self.bytes_sent,
+                t_body_end=self.t_body_end,
                 response_delay=(
                     None
                     if self.t_first_response is None or self.t_headers_sent is None

@@ -191,3 +191,20 @@ def test_putmedia_auth_failures(server, stream_name):
         s.close()
     assert r.status == 403 and r.header("x-amzn-errortype").split(":")[0] == "InvalidSignatureException", r
     assert server.archived().list_fragments(StreamName=stream_name)["Fragments"] == []
+
+
+def test_putmedia_host_header_with_port_accepted(server, stream_name, clip4):
+    """libcurl sends Host without the port, the Java SDK and botocore with it:
+    the signature is checked against the Host header as received."""
+    import ebml
+    from conftest import whole_second_ms
+
+    create_stream(server, stream_name)
+    start = whole_second_ms()
+    kvs = ebml.to_kvs_mkv(clip4, timecode_base=start)
+    res = server.put_media(
+        stream_name, kvs.parts(), host_header=f"127.0.0.1:{server.data_port}", start_timestamp_ms=start,
+        wait_persisted_timecode=kvs.fragments[-1].timecode,
+    )
+    assert res.status == 200, (res.status, res.body[:300])
+    assert len([a for a in res.acks if a["EventType"] == "PERSISTED"]) == 4

@@ -290,12 +290,18 @@ def _raw(server, path, body: bytes):
     ctx = ssl.create_default_context(cafile=server.ca_file)
     conn = http.client.HTTPSConnection("127.0.0.1", server.port, context=ctx, timeout=30)
     try:
+        send_error = None
         try:
             conn.request("POST", path, body=body, headers={**dict(req.headers.items()), "Content-Length": str(len(body))})
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the server refused early; its answer may still be readable
-        r = conn.getresponse()
-        data = r.read()
+        except OSError as e:  # incl. ssl.SSLError: the server refused early; its answer may still be readable
+            send_error = e
+        try:
+            r = conn.getresponse()
+            data = r.read()
+        except OSError as e:
+            raise AssertionError(
+                f"no HTTP response to a {len(body)}-byte body (error while sending: {send_error!r}; while reading: {e!r})"
+            ) from e
         return SimpleNamespace(status=r.status, headers={k.lower(): v for k, v in r.getheaders()}, data=data)
     finally:
         conn.close()

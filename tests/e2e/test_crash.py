@@ -86,7 +86,7 @@ def test_kill9_mid_upload_keeps_every_persisted_fragment(private_server, clip6):
     while time.monotonic() < deadline:
         if all(len(persisted(p.session.result().acks)) >= 2 for p in producers):
             break
-        time.sleep(0.05)
+        time.sleep(0.005)  # kill as close as possible to the latest PERSISTED ack
     else:
         raise AssertionError(f"producers did not get 2 PERSISTED acks each: {[p.session.result().acks for p in producers]}\n{srv.log_tail()}")
     still_sending = [len(persisted(p.session.result().acks)) < len(p.kvs.fragments) for p in producers]

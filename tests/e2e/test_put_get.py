@@ -119,6 +119,13 @@ def test_ack_sequence_per_fragment(upload):
         assert len({a["FragmentNumber"] for _, a in seq}) == 1, seq
         numbers.append(int(seq[0][1]["FragmentNumber"]))
     assert numbers == sorted(numbers) and len(set(numbers)) == len(numbers), numbers
+    # kvssink only sends the terminating 0-chunk after the last fragment's
+    # PERSISTED ack: the END_OF_FRAGMENT tag must complete the last fragment.
+    r = upload.result
+    last_persisted = [t for a, t in zip(r.acks, r.ack_times) if a.get("EventType") == "PERSISTED" and a["FragmentTimecode"] == timecodes[-1]]
+    assert r.t_body_end is not None and last_persisted and last_persisted[0] < r.t_body_end, (
+        "the last fragment must be PERSISTED on the END_OF_FRAGMENT tag, before the body ends"
+    )
 
 
 def test_list_fragments_paginator(server, upload):
@@ -193,8 +200,10 @@ def test_get_media_earliest_round_trip(server, upload, tmp_path):
     frags = reader.fragments
     assert len(frags) >= n, f"got {len(frags)} fragments\n{ebml.describe(bytes(reader.buf))}"
     frags = frags[:n]
-    for frag, spec, number, pts in zip(frags, upload.kvs.fragments, upload.numbers, upload.producer_ts_ms):
+    for frag, spec, number, pts, wall in zip(frags, upload.kvs.fragments, upload.numbers, upload.producer_ts_ms, reader.arrival_wall):
         assert_fragment_matches(frag, spec, number, pts, upload)
+        behind = (wall - frag.server_timestamp) * 1000
+        assert abs(int(frag.millis_behind_now) - behind) < 2000, (frag.millis_behind_now, behind)
         # Layout: EBML header, Segment, producer header (Info, Tracks), AWS tags, Cluster, tags.
         seg = frag.segment
         assert seg.ebml_header is not None
@@ -345,6 +354,7 @@ def test_get_media_now_follows_live_upload(server, clip6):
     assert first >= 1, "NOW must not start from the beginning of the stream"
     assert got == tcs[first : first + len(got)], "fragments must be consecutive"
     assert got[-1] == tcs[-1], "NOW must follow the upload to its last fragment"
+    checked = 0
     for frag, arrived in zip(reader.fragments, reader.arrival):
         tc = frag.cluster.timecode
         assert frag.fragment_number == numbers[tc]
@@ -352,6 +362,32 @@ def test_get_media_now_follows_live_upload(server, clip6):
         if persisted_at[tc] > request_time:
             lag = arrived - persisted_at[tc]
             assert lag < 1.0, f"fragment {tc} reached the GetMedia reader {lag:.2f}s after its PERSISTED ack"
+            checked += 1
+    assert checked >= 2, "at least two fragments must have been persisted while GetMedia was following"
+
+
+def test_idle_acks_keep_a_quiet_connection_alive(server, stream_name, clip4):
+    """With no data for a few seconds the server sends IDLE acks (curl aborts
+    below 30 B/s for 30 s) and the upload then continues normally."""
+    create_stream(server, stream_name)
+    start = whole_second_ms()
+    kvs = ebml.to_kvs_mkv(clip4, timecode_base=start)
+    parts = kvs.parts()
+    s = server.session(stream_name, start_timestamp_ms=start)
+    try:
+        s.start()
+        s.send_body(parts[0])
+        assert s.wait_for(lambda x: any(a.get("EventType") == "IDLE" for a in x.acks) or x.server_closed, 8), s.result().acks
+        for p in parts[1:]:
+            s.send_body(p)
+        assert s.wait_ack("PERSISTED", kvs.fragments[-1].timecode, 10), s.result().acks
+        s.end_body()
+        s.wait_complete(10)
+    finally:
+        s.close()
+    r = s.result()
+    assert not r.server_closed or r.response_complete
+    assert len([a for a in r.acks if a["EventType"] == "PERSISTED"]) == 4
 
 
 def test_putmedia_by_arn_with_streaming_payload_signature(server, clip4):
@@ -394,3 +430,117 @@ def test_aws_cli_get_media_and_list_fragments(server, media_dir, tmp_path):
         assert block_keys(frag.cluster.blocks) == spec_keys(spec)
     info = media.ffprobe_count_frames(out)
     assert info["returncode"] == 0 and int(info["nb_read_frames"]) == 90, info
+
+
+def test_putmedia_on_the_main_listener_over_http11(server, stream_name, clip4):
+    """The main listener serves every API; a client that offers only http/1.1
+    can upload there too."""
+    create_stream(server, stream_name)
+    start = whole_second_ms()
+    kvs = ebml.to_kvs_mkv(clip4, timecode_base=start)
+    res = server.put_media(
+        stream_name, kvs.parts(), port=server.port, alpn=("http/1.1",), start_timestamp_ms=start,
+        wait_persisted_timecode=kvs.fragments[-1].timecode,
+    )
+    assert res.alpn == "http/1.1"
+    assert res.status == 200 and len([a for a in res.acks if a["EventType"] == "PERSISTED"]) == 4, res.acks
+
+
+@pytest.mark.parametrize("chunk_min,chunk_max", [(1, 300), (1 << 20, 1 << 20)], ids=["tiny-chunks", "one-huge-chunk"])
+def test_chunk_boundaries_do_not_matter(server, stream_name, media_dir, chunk_min, chunk_max):
+    """HTTP chunk boundaries fall anywhere inside EBML elements (IDs, sizes,
+    frames) or the whole body comes in one chunk: the result is the same."""
+    clip = media.clip(media_dir, seconds=3)
+    create_stream(server, stream_name)
+    start = whole_second_ms()
+    kvs = ebml.to_kvs_mkv(clip, timecode_base=start, user_tags={1: [("chunked", "yes")]})
+    res = server.put_media(
+        stream_name, [kvs.body()], chunk_min=chunk_min, chunk_max=chunk_max, start_timestamp_ms=start,
+        wait_persisted_timecode=kvs.fragments[-1].timecode,
+    )
+    assert res.status == 200 and not [a for a in res.acks if a["EventType"] == "ERROR"], res.acks
+    assert len([a for a in res.acks if a["EventType"] == "PERSISTED"]) == 3
+    reader = get_media(server, stream_name, {"StartSelectorType": "EARLIEST"}, until_fragments=3)
+    for frag, spec in zip(reader.fragments, kvs.fragments):
+        assert block_keys(frag.cluster.blocks) == spec_keys(spec)
+        assert frag.user_tags == spec.user_tags
+
+
+def test_new_ebml_header_inside_one_session(server, stream_name, clip4):
+    """A producer that restarts its MKV stream (new EBML header + Segment) on
+    the same connection: every Cluster is still one fragment."""
+    create_stream(server, stream_name)
+    start = whole_second_ms()
+    kvs = ebml.to_kvs_mkv(clip4, timecode_base=start)
+    f = kvs.fragments
+    body = kvs.header + f[0].data + f[1].data + kvs.header + f[2].data + f[3].data + kvs.trailer
+    res = server.put_media(stream_name, [body], start_timestamp_ms=start, wait_persisted_timecode=f[3].timecode)
+    assert res.status == 200 and not [a for a in res.acks if a["EventType"] == "ERROR"], res.acks
+    persisted_tcs = [a["FragmentTimecode"] for a in res.acks if a["EventType"] == "PERSISTED"]
+    assert persisted_tcs == [x.timecode for x in f]
+    reader = get_media(server, stream_name, {"StartSelectorType": "EARLIEST"}, until_fragments=4)
+    assert [g.cluster.timecode for g in reader.fragments] == [x.timecode for x in f]
+    for g, spec in zip(reader.fragments, f):
+        assert block_keys(g.cluster.blocks) == spec_keys(spec)
+
+
+def test_body_end_completes_the_last_fragment(server, stream_name, clip4):
+    """Without the END_OF_FRAGMENT tag the last (unknown-size) Cluster is complete
+    when the body ends: its acks still arrive before the response ends."""
+    create_stream(server, stream_name)
+    start = whole_second_ms()
+    kvs = ebml.to_kvs_mkv(clip4, timecode_base=start, end_of_fragment=False)
+    res = server.put_media(stream_name, kvs.parts(), start_timestamp_ms=start)
+    assert res.status == 200 and res.response_complete
+    assert [a["FragmentTimecode"] for a in res.acks if a["EventType"] == "PERSISTED"] == [f.timecode for f in kvs.fragments]
+    assert len(wait_fragments(server, stream_name, 4)) == 4
+
+
+def test_acks_not_required(server, stream_name, clip4):
+    create_stream(server, stream_name)
+    start = whole_second_ms()
+    kvs = ebml.to_kvs_mkv(clip4, timecode_base=start)
+    res = server.put_media(stream_name, kvs.parts(), start_timestamp_ms=start, ack_required=False)
+    assert res.status == 200 and res.response_complete
+    assert [a for a in res.acks if a["EventType"] != "IDLE"] == []
+    assert len(wait_fragments(server, stream_name, 4)) == 4
+
+
+def test_delete_stream_during_upload(server, stream_name, clip4):
+    """AWS ErrorId 4008 (STREAM_NOT_ACTIVE) once the stream is deleted under a producer."""
+    info = create_stream(server, stream_name)
+    start = whole_second_ms()
+    kvs = ebml.to_kvs_mkv(clip4, timecode_base=start)
+    parts = kvs.parts()
+    s = server.session(stream_name, start_timestamp_ms=start)
+    try:
+        s.start()
+        s.send_body(parts[0])
+        s.send_body(parts[1])
+        assert s.wait_ack("PERSISTED", kvs.fragments[0].timecode, 5)
+        server.kv().delete_stream(StreamARN=info["StreamARN"])
+        for p in parts[2:]:
+            s.send_body(p)
+        s.wait_for(lambda x: any(a["EventType"] == "ERROR" for a in x.acks) or x.server_closed, 5)
+    finally:
+        s.close()
+    errs = [a for a in s.result().acks if a["EventType"] == "ERROR"]
+    assert errs and errs[0]["ErrorId"] == 4008, s.result().acks
+
+
+def test_archived_and_media_argument_validation(server, upload):
+    arch = server.archived(parameter_validation=False)
+    med = server.media(parameter_validation=False)
+    calls = [
+        lambda: arch.list_fragments(StreamName=upload.stream, NextToken="not base64 !!"),
+        lambda: arch.list_fragments(StreamName=upload.stream, MaxResults=5000),
+        lambda: med.get_media(StreamName=upload.stream, StartSelector={"StartSelectorType": "FRAGMENT_NUMBER"}),
+        lambda: med.get_media(StreamName=upload.stream, StartSelector={"StartSelectorType": "PRODUCER_TIMESTAMP"}),
+        lambda: med.get_media(StreamName=upload.stream, StartSelector={"StartSelectorType": "SOMETIME"}),
+        lambda: arch.get_media_for_fragment_list(StreamName=upload.stream, Fragments=[]),
+    ]
+    for i, call in enumerate(calls):
+        with pytest.raises(arch.exceptions.ClientError) as e:
+            call()
+        assert e.value.response["Error"]["Code"] == "InvalidArgumentException", (i, e.value.response["Error"])
+        assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400

@@ -141,7 +141,9 @@ def test_putmedia_streaming_payload_signature():
 def test_walker_reads_a_real_aws_getmedia_capture():
     from pathlib import Path
 
-    data = (Path(__file__).parent / "data" / "aws_getmedia_mixed_tags.mkv").read_bytes()
+    # The shared fixtures sit beside the repository root (../shared), as in CI.
+    fixtures = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "kvs-getmedia"
+    data = (fixtures / "test_mixed_tags.mkv").read_bytes()
     frags = ebml.getmedia_fragments(data)
     assert len(frags) == 10
     numbers = [int(f.fragment_number) for f in frags]

@@ -1,8 +1,9 @@
 //! The embedded default store: fragment files plus the SQLite index, under one data
 //! directory, with no external service.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::Mutex;
 
 use rusqlite::{OptionalExtension, params};
 
@@ -15,10 +16,17 @@ use super::{
     StreamUpdate, TimestampKind, VideoStore,
 };
 
+/// Fragment sequences reserved per index write: numbers are handed out from memory
+/// and the index only records the end of the reserved block, so a crash skips at most
+/// the rest of a block and never reuses a number.
+const SEQ_BLOCK: i64 = 1024;
+
 /// Files under `DIR/media`, index at `DIR/index.sqlite3`.
 pub struct EmbeddedStore {
     files: FragmentFiles,
     index: Index,
+    /// Per stream: (next sequence to hand out, end of the reserved block).
+    seq_blocks: Mutex<HashMap<i64, (i64, i64)>>,
 }
 
 fn new_version() -> String {
@@ -36,7 +44,11 @@ impl EmbeddedStore {
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
         let files = FragmentFiles::open(data_dir.join("media"))?;
         let index = Index::open(&data_dir.join("index.sqlite3"))?;
-        let store = Self { files, index };
+        let store = Self {
+            files,
+            index,
+            seq_blocks: Mutex::new(HashMap::new()),
+        };
         store.reconcile()?;
         Ok(store)
     }
@@ -180,21 +192,31 @@ impl VideoStore for EmbeddedStore {
             conn.execute("DELETE FROM streams WHERE id = ?1", [id])?;
             Ok(())
         })?;
+        self.seq_blocks.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
         // Rows first, files second: a crash in between leaves files that reconcile removes.
         self.files.remove_stream(id)
     }
 
     fn allocate_fragment_seq(&self, stream_id: i64) -> Result<i64, StoreError> {
-        self.index.write(move |conn| {
-            let seq: Option<i64> = conn
+        let mut blocks = self.seq_blocks.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((next, end)) = blocks.get_mut(&stream_id)
+            && *next < *end
+        {
+            *next += 1;
+            return Ok(*next - 1);
+        }
+        let start: i64 = self.index.write(move |conn| {
+            let start: Option<i64> = conn
                 .query_row(
-                    "UPDATE streams SET next_seq = next_seq + 1 WHERE id = ?1 RETURNING next_seq - 1",
-                    [stream_id],
+                    "UPDATE streams SET next_seq = next_seq + ?2 WHERE id = ?1 RETURNING next_seq - ?2",
+                    params![stream_id, SEQ_BLOCK],
                     |r| r.get(0),
                 )
                 .optional()?;
-            seq.ok_or(StoreError::NotFound)
-        })
+            start.ok_or(StoreError::NotFound)
+        })?;
+        blocks.insert(stream_id, (start + 1, start + SEQ_BLOCK));
+        Ok(start)
     }
 
     fn find_duplicate(
@@ -379,8 +401,8 @@ mod tests {
                 .exists()
         );
         assert_eq!(all[0].user_tags, vec![("k".to_string(), "v".to_string())]);
-        // Sequences keep increasing after a restart.
-        assert_eq!(store.allocate_fragment_seq(stream_id).unwrap(), 4);
+        // Sequences keep increasing after a restart: the rest of the reserved block is skipped.
+        assert_eq!(store.allocate_fragment_seq(stream_id).unwrap(), 1 + SEQ_BLOCK);
     }
 
     #[test]
