@@ -84,6 +84,27 @@ def test_garbage_before_any_cluster(server, stream_name):
     assert server.archived().list_fragments(StreamName=stream_name)["Fragments"] == []
 
 
+def test_body_resuming_mid_stream_gets_a_retriable_error(server, stream_name, clip4):
+    """A producer that reconnects and resumes inside a fragment, without a new EBML
+    header (the AWS producer SDK does this after refused connections), gets 4000, which
+    it retries by re-sending from its last PERSISTED fragment; 4006 would make it drop
+    the fragment. Nothing of the headerless body is stored."""
+    create_stream(server, stream_name)
+    start = whole_second_ms()
+    kvs = ebml.to_kvs_mkv(clip4, timecode_base=start)
+    # The body starts at bare SimpleBlocks of fragment 1 (its Cluster header is gone).
+    headerless = b"".join(ebml.simple_block(*block) for block in kvs.fragments[1].blocks[1:])
+    res = server.put_media(stream_name, [headerless, kvs.fragments[2].data], start_timestamp_ms=start, complete_timeout=10)
+    assert res.status == 200
+    errs = errors(res)
+    assert errs and errs[0]["ErrorId"] == 4000 and errs[0]["ErrorCode"] == "STREAM_READ_ERROR", res.acks
+    assert server.archived().list_fragments(StreamName=stream_name)["Fragments"] == []
+    # The producer's retry, with a fresh header, is stored whole.
+    res2 = server.put_media(stream_name, kvs.parts(), start_timestamp_ms=start, wait_persisted_timecode=kvs.fragments[-1].timecode)
+    assert not errors(res2), res2.acks
+    assert_stored_intact(server, stream_name, kvs)
+
+
 def test_decreasing_timecode(server, stream_name, clip4):
     create_stream(server, stream_name)
     start = whole_second_ms()

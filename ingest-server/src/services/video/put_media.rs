@@ -35,6 +35,7 @@ const MAX_CONNECTION_DURATION: Duration = Duration::from_secs(45 * 60);
 /// ErrorId values of the PutMedia ack protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum AckError {
+    StreamReadError = 4000,
     MaxFragmentSize = 4001,
     MaxFragmentDuration = 4002,
     MaxConnectionDuration = 4003,
@@ -52,6 +53,7 @@ enum AckError {
 impl AckError {
     fn code(self) -> &'static str {
         match self {
+            Self::StreamReadError => "STREAM_READ_ERROR",
             Self::MaxFragmentSize => "MAX_FRAGMENT_SIZE_REACHED",
             Self::MaxFragmentDuration => "MAX_FRAGMENT_DURATION_REACHED",
             Self::MaxConnectionDuration => "MAX_CONNECTION_DURATION_REACHED",
@@ -72,6 +74,7 @@ impl AckError {
         matches!(
             self,
             Self::InvalidMkvData
+                | Self::StreamReadError
                 | Self::MaxFragmentSize
                 | Self::MaxConnectionDuration
                 | Self::StreamNotActive
@@ -127,14 +130,11 @@ fn parse_headers(parts: &http::request::Parts) -> Result<PutMediaHeaders, AwsErr
     };
     let start = header(parts, "x-amzn-producer-start-timestamp");
     let producer_start_ms = match (start, timecode_type) {
-        (Some(s), _) => match s.trim().parse::<f64>() {
-            Ok(secs) if secs.is_finite() && secs >= 0.0 => (secs * 1000.0).round() as i64,
-            _ => {
-                return Err(AwsError::invalid_argument(format!(
-                    "x-amzn-producer-start-timestamp '{s}' is not a number of seconds since the epoch."
-                )));
-            }
-        },
+        (Some(s), _) => parse_start_timestamp(s).ok_or_else(|| {
+            AwsError::invalid_argument(format!(
+                "x-amzn-producer-start-timestamp '{s}' is not a number of seconds since the epoch."
+            ))
+        })?,
         (None, TimecodeType::Relative) => {
             return Err(AwsError::invalid_argument(
                 "x-amzn-producer-start-timestamp is required with RELATIVE fragment timecodes.",
@@ -151,6 +151,28 @@ fn parse_headers(parts: &http::request::Parts) -> Result<PutMediaHeaders, AwsErr
         producer_start_ms,
         acks,
     })
+}
+
+/// Parses `x-amzn-producer-start-timestamp` into epoch milliseconds. The AWS C
+/// producer prints it as `"%llu.%llu"` of (ms / 1000, ms % 1000), without zero padding,
+/// so 47 ms arrives as `.47`: a fraction of one to three digits is a count of
+/// milliseconds (for three digits both readings agree); longer fractions are decimal.
+fn parse_start_timestamp(value: &str) -> Option<i64> {
+    let (secs, frac) = value.trim().split_once('.').unwrap_or((value.trim(), ""));
+    if secs.is_empty() || !secs.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let secs: i64 = secs.parse().ok()?;
+    let millis: i64 = match frac.len() {
+        0 => 0,
+        1..=3 => frac.parse().ok()?,
+        _ => {
+            let micros: i64 = frac[..6.min(frac.len())].parse().ok()?;
+            let scale = 10_i64.pow(6 - 6.min(frac.len()) as u32);
+            ((micros * scale) as f64 / 1000.0).round() as i64
+        }
+    };
+    secs.checked_mul(1000)?.checked_add(millis)
 }
 
 /// Holds the stream's single PutMedia slot; frees it when the upload ends.
@@ -175,7 +197,7 @@ impl VideoService {
     pub async fn put_media<B>(
         self: &Arc<Self>,
         parts: &http::request::Parts,
-        body: B,
+        mut body: B,
         ctx: &RequestContext,
     ) -> Result<Response<ResponseBody>, AwsError>
     where
@@ -209,6 +231,10 @@ impl VideoService {
             stream_id: stream.id,
         };
         self.live.producing(stream.id, true);
+        // Reading before answering makes hyper send `100 Continue` to a client that
+        // asked for it (curl, as the AWS producer SDK uses it, otherwise waits a second
+        // before it sends the body); the frame read goes to the upload.
+        let first = tokio::time::timeout(FIRST_BYTES_WAIT, body.frame()).await.ok();
         let (tx, ack_body) = channel(64);
         tracing::info!(stream = %stream.name, request_id = %ctx.request_id, "PutMedia started.");
         let upload = Upload {
@@ -224,13 +250,14 @@ impl VideoService {
             pending_tags: Vec::new(),
             last_timecode: None,
             current: None,
+            seen_ebml_header: false,
             started: Instant::now(),
             stored: 0,
             stream,
         };
         tokio::spawn(async move {
             let _slot = slot;
-            upload.run(body).await;
+            upload.run(body, first).await;
         });
         Ok(Response::builder()
             .status(200)
@@ -240,6 +267,12 @@ impl VideoService {
             .unwrap_or_else(|_| Response::new(crate::protocol::body::full(""))))
     }
 }
+
+/// One read from a request body: a frame, a read error, or the end.
+type BodyFrame<B> = Option<Result<http_body::Frame<Bytes>, <B as http_body::Body>::Error>>;
+
+/// How long PutMedia waits for the first body bytes before answering anyway.
+const FIRST_BYTES_WAIT: Duration = Duration::from_secs(2);
 
 /// The fragment whose Cluster is arriving.
 struct ClusterInProgress {
@@ -266,6 +299,8 @@ struct Upload {
     /// Timecode of the previous Cluster in this session.
     last_timecode: Option<u64>,
     current: Option<ClusterInProgress>,
+    /// Whether the body has started with an EBML header.
+    seen_ebml_header: bool,
     started: Instant,
     stored: u64,
 }
@@ -277,7 +312,9 @@ enum Flow {
 }
 
 impl Upload {
-    async fn run<B>(mut self, mut body: B)
+    /// Reads the body to its end (or until the upload must stop). `first` is a frame
+    /// already read before the response was sent.
+    async fn run<B>(mut self, mut body: B, mut first: Option<BodyFrame<B>>)
     where
         B: http_body::Body<Data = Bytes> + Unpin,
         B::Error: std::fmt::Display,
@@ -289,34 +326,43 @@ impl Upload {
         ticker.tick().await;
         let mut last_data = Instant::now();
         loop {
-            tokio::select! {
-                frame = body.frame() => match frame {
-                    Some(Ok(frame)) => {
-                        let Ok(data) = frame.into_data() else { continue };
-                        if data.is_empty() { continue; }
-                        last_data = Instant::now();
-                        self.parser.push(&data);
-                        if let Flow::Stop = self.drain(false).await { break; }
-                    }
-                    Some(Err(err)) => {
-                        // The producer went away mid-upload: a Cluster still open may be
-                        // incomplete, so it is not stored (the producer re-sends it).
-                        tracing::info!(stream = %self.stream.name, error = %err, "PutMedia connection lost.");
-                        break;
-                    }
-                    None => {
-                        let _ = self.drain(true).await;
-                        break;
+            let frame = match first.take() {
+                Some(frame) => frame,
+                None => tokio::select! {
+                    frame = body.frame() => frame,
+                    _ = ticker.tick() => {
+                        if last_data.elapsed() >= timeout {
+                            tracing::info!(stream = %self.stream.name, "PutMedia closed after {}s without data.", timeout.as_secs());
+                            break;
+                        }
+                        if last_data.elapsed() >= idle_every {
+                            self.ack(serde_json::json!({ "EventType": "IDLE" })).await;
+                        }
+                        continue;
                     }
                 },
-                _ = ticker.tick() => {
-                    if last_data.elapsed() >= timeout {
-                        tracing::info!(stream = %self.stream.name, "PutMedia closed after {}s without data.", timeout.as_secs());
+            };
+            match frame {
+                Some(Ok(frame)) => {
+                    let Ok(data) = frame.into_data() else { continue };
+                    if data.is_empty() {
+                        continue;
+                    }
+                    last_data = Instant::now();
+                    self.parser.push(&data);
+                    if let Flow::Stop = self.drain(false).await {
                         break;
                     }
-                    if last_data.elapsed() >= idle_every {
-                        self.ack(serde_json::json!({ "EventType": "IDLE" })).await;
-                    }
+                }
+                Some(Err(err)) => {
+                    // The producer went away mid-upload: a Cluster still open may be
+                    // incomplete, so it is not stored (the producer re-sends it).
+                    tracing::info!(stream = %self.stream.name, error = %err, "PutMedia connection lost.");
+                    break;
+                }
+                None => {
+                    let _ = self.drain(true).await;
+                    break;
                 }
             }
         }
@@ -361,6 +407,13 @@ impl Upload {
                 Err(err) => {
                     let error = if matches!(err, ParseError::ElementTooLarge { .. }) {
                         AckError::MaxFragmentSize
+                    } else if !self.seen_ebml_header && resumes_mid_stream(&err) {
+                        // A body that starts inside a Segment is a producer resuming
+                        // mid-stream after a reconnect (the AWS producer SDK does this
+                        // after refused connections). 4000 is retriable for it: it rolls
+                        // back and re-sends from its last PERSISTED fragment with a fresh
+                        // header, where 4006 would make it drop the fragment's frames.
+                        AckError::StreamReadError
                     } else {
                         AckError::InvalidMkvData
                     };
@@ -378,6 +431,7 @@ impl Upload {
     async fn on_event(&mut self, event: Event) -> Flow {
         match event {
             Event::EbmlHeader { .. } => {
+                self.seen_ebml_header = true;
                 // A new upload session (token rotation, reconnect): new header, timecodes restart.
                 self.header = None;
                 self.last_timecode = None;
@@ -608,6 +662,17 @@ impl Upload {
     }
 }
 
+/// Whether a parse error at the start of a body is Segment content (a Cluster, its
+/// blocks, Tags) arriving without the EBML header and Segment that must come first.
+fn resumes_mid_stream(err: &ParseError) -> bool {
+    use mkv_fragment::ids;
+    matches!(
+        err,
+        ParseError::UnexpectedElement { id, .. }
+            if [ids::CLUSTER, ids::SIMPLE_BLOCK, ids::BLOCK_GROUP, ids::TIMECODE, ids::TAGS].contains(id)
+    )
+}
+
 /// A fragment's duration in timecode units: the span of its frames plus one frame
 /// interval (the mean gap), or the last block's own duration when it has one.
 fn fragment_duration_units(cluster: &Cluster) -> u64 {
@@ -663,4 +728,21 @@ fn tracks_json(header: &SegmentHeader) -> String {
         })
         .collect();
     serde_json::Value::from(tracks).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_start_timestamp;
+
+    #[test]
+    fn start_timestamps_read_like_the_c_producer_writes_them() {
+        assert_eq!(parse_start_timestamp("1700000000.47"), Some(1_700_000_000_047));
+        assert_eq!(parse_start_timestamp("1700000000.5"), Some(1_700_000_000_005));
+        assert_eq!(parse_start_timestamp("1700000000.470"), Some(1_700_000_000_470));
+        assert_eq!(parse_start_timestamp("1700000000"), Some(1_700_000_000_000));
+        assert_eq!(parse_start_timestamp("1700000000.4705"), Some(1_700_000_000_471));
+        assert_eq!(parse_start_timestamp("-1.0"), None);
+        assert_eq!(parse_start_timestamp("abc"), None);
+        assert_eq!(parse_start_timestamp("99999999999999999999"), None);
+    }
 }
