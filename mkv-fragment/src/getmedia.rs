@@ -4,9 +4,12 @@
 //! depend on the exact chunk layout that AWS emits (captures in the parser library's test
 //! resources). Each fragment is a self-contained MKV:
 //!
-//! 1. EBML header, 2. Segment of unknown size, 3. the producer's header elements as ingested,
-//! 4. Tags {FRAGMENT_NUMBER, SERVER_TIMESTAMP, PRODUCER_TIMESTAMP}, (user Tags), 5. the Cluster
-//! re-emitted with a known size, 6. Tags {MILLIS_BEHIND_NOW, CONTINUATION_TOKEN}.
+//! 1. EBML header;
+//! 2. Segment of unknown size;
+//! 3. the producer's header elements as ingested;
+//! 4. Tags {FRAGMENT_NUMBER, SERVER_TIMESTAMP, PRODUCER_TIMESTAMP}, then the user Tags;
+//! 5. the Cluster, re-emitted with a known size;
+//! 6. Tags {MILLIS_BEHIND_NOW, CONTINUATION_TOKEN}.
 //!
 //! The Java visitor reads the AWS tags collected since the Segment start when the first Cluster
 //! starts (or when the Segment ends before any Cluster); with SERVER_TIMESTAMP present the
@@ -44,6 +47,10 @@ pub struct FragmentStamp<'a> {
 /// {FRAGMENT_NUMBER, SERVER_TIMESTAMP, PRODUCER_TIMESTAMP}, Tags {`user_tags`} (omitted if
 /// empty), and a Cluster of known size wrapping `cluster_body` (the Cluster's children as
 /// received). Follow it with [`write_fragment_trailer`].
+///
+/// User tags named like the tags GetMedia writes itself ([`aws_tags::GETMEDIA_RESERVED`]) are
+/// left out: consumers would take them for the chunk's own metadata (the Java parser keeps the
+/// last value of each AWS tag, and a CONTINUATION_TOKEN marks the chunk complete).
 pub fn write_fragment_prefix(
     out: &mut Vec<u8>,
     header_raw: &[u8],
@@ -71,8 +78,13 @@ pub fn write_fragment_prefix(
         ],
         AWS_TAG_SIZE_WIDTH,
     );
+    let user_tags: Vec<SimpleTag> = user_tags
+        .iter()
+        .filter(|t| !aws_tags::GETMEDIA_RESERVED.contains(&t.name.as_str()))
+        .cloned()
+        .collect();
     if !user_tags.is_empty() {
-        write_tags_width(out, user_tags, AWS_TAG_SIZE_WIDTH);
+        write_tags_width(out, &user_tags, AWS_TAG_SIZE_WIDTH);
     }
     write_id(out, ids::CLUSTER);
     write_size(out, Some(cluster_body.len() as u64), 8);

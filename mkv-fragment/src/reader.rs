@@ -81,9 +81,10 @@ pub enum Event {
 /// The header elements of a Segment.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SegmentHeader {
-    /// Exact bytes, as received, of every level-1 element of the Segment before the first
-    /// Cluster/Cues except Tags (SeekHead, Void, CRC-32, Info, Tracks, Chapters, Attachments,
-    /// unknown ids), in stream order. This is what GetMedia re-emits before each fragment.
+    /// Exact bytes, as received, of every level-1 element of the Segment except Tags (SeekHead,
+    /// Void, CRC-32, Info, Tracks, Chapters, Attachments, unknown ids), in stream order, up to
+    /// the point where the header is complete: the first Cluster or Cues, the first Tags after
+    /// Tracks, or the end of the Segment. This is what GetMedia re-emits before each fragment.
     pub raw: Vec<u8>,
     /// Info/TimecodeScale in nanoseconds (default 1,000,000).
     pub timecode_scale_ns: u64,
@@ -591,13 +592,11 @@ impl StreamParser {
                 let (total, end) = self.known_extent(&h)?;
                 self.check_limit(&h, total, self.limits.max_header_size)?;
                 self.check_inside_segment(seg, &h, end)?;
-                if let Some(header) = &seg.header {
-                    if !header.seen_tracks {
-                        let pending = (header.raw.len() as u64)
-                            .saturating_add(seg.held_bytes)
-                            .saturating_add(total);
-                        self.check_limit(&h, pending, self.limits.max_header_size)?;
-                    }
+                if let Some(header) = seg.header.as_ref().filter(|hd| !hd.seen_tracks) {
+                    let pending = (header.raw.len() as u64)
+                        .saturating_add(seg.held_bytes)
+                        .saturating_add(total);
+                    self.check_limit(&h, pending, self.limits.max_header_size)?;
                 }
                 let Some(element) = whole_element(&self.buf, self.start, total) else {
                     return Ok(SegmentStep::Progress(Progress::NeedMore));
@@ -669,6 +668,13 @@ impl StreamParser {
         if cluster.end.is_none() && ids::ends_unknown_size_cluster(id) {
             self.close_cluster(seg)?;
             return Ok(Progress::Continue);
+        }
+        if id == ids::EBML || id == ids::SEGMENT {
+            return Err(ParseError::UnexpectedElement {
+                offset: self.offset,
+                id,
+                context: "a new session cannot start inside a known-size Cluster",
+            });
         }
         let Some(h) = self.peek_header()? else {
             return Ok(Progress::NeedMore);
@@ -762,13 +768,11 @@ impl StreamParser {
         }
         let state = std::mem::replace(&mut self.state, State::Top);
         if let State::Segment(mut seg) = state {
-            if let Some(cluster) = &seg.cluster {
-                if cluster.end.is_some() {
-                    return Err(ParseError::Truncated {
-                        offset: cluster.offset,
-                        id: Some(ids::CLUSTER),
-                    });
-                }
+            if let Some(cluster) = seg.cluster.as_ref().filter(|c| c.end.is_some()) {
+                return Err(ParseError::Truncated {
+                    offset: cluster.offset,
+                    id: Some(ids::CLUSTER),
+                });
             }
             self.close_cluster(&mut seg)?;
             if seg.end.is_some() {

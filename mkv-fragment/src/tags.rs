@@ -53,6 +53,18 @@ pub mod aws_tags {
     pub const END_OF_FRAGMENT: &str = "AWS_KINESISVIDEO_END_OF_FRAGMENT";
     /// Prefix of every AWS tag; producers may not use it for their own metadata.
     pub const PREFIX: &str = "AWS_KINESISVIDEO";
+
+    /// The names GetMedia itself writes into a chunk. A user tag with one of these names would
+    /// be read as chunk metadata by consumers, so GetMedia output never carries them as user tags.
+    pub const GETMEDIA_RESERVED: [&str; 7] = [
+        FRAGMENT_NUMBER,
+        SERVER_TIMESTAMP,
+        PRODUCER_TIMESTAMP,
+        MILLIS_BEHIND_NOW,
+        CONTINUATION_TOKEN,
+        ERROR_CODE,
+        ERROR_ID,
+    ];
 }
 
 /// Formats milliseconds since the epoch as GetMedia does: decimal seconds with exactly three
@@ -85,27 +97,28 @@ pub fn parse_timestamp_ms(s: &str) -> Option<i64> {
     {
         return None;
     }
-    let mut ms: i64 = 0;
-    for b in int_part.bytes() {
-        ms = ms.checked_mul(10)?.checked_add(i64::from(b - b'0'))?;
+    // i128 holds every digit string that can still fit an i64 after the sign is applied
+    // (i64::MIN has no positive counterpart); longer ones are rejected before they overflow.
+    if int_part.len() > 30 {
+        return None;
     }
-    ms = ms.checked_mul(1000)?;
+    let mut ms: i128 = 0;
+    for b in int_part.bytes() {
+        ms = ms * 10 + i128::from(b - b'0');
+    }
+    ms *= 1000;
     let frac = frac_part.as_bytes();
-    let mut millis: i64 = 0;
     for i in 0..3 {
-        let digit = frac.get(i).map_or(0, |b| i64::from(b - b'0'));
-        millis = millis * 10 + digit;
+        ms += frac.get(i).map_or(0, |b| i128::from(b - b'0')) * 10i128.pow(2 - i as u32);
     }
     let rest_nonzero = frac.iter().skip(3).any(|&b| b != b'0');
-    ms = ms.checked_add(millis)?;
     if negative {
         // ceil of a negative value truncates toward zero: the extra digits are dropped.
-        ms.checked_neg()
+        ms = -ms;
     } else if rest_nonzero {
-        ms.checked_add(1)
-    } else {
-        Some(ms)
+        ms += 1;
     }
+    i64::try_from(ms).ok()
 }
 
 /// Deepest SimpleTag nesting accepted; deeper input is rejected instead of recursing further.

@@ -103,7 +103,11 @@ fn describe(f: &GetMediaFragment, doc_type: &str) -> Value {
 fn every_fixture_matches_its_mkvinfo_golden() {
     for (name, data) in fixtures() {
         let expected = golden(&name);
-        assert_eq!(expected["size"].as_u64(), Some(data.len() as u64), "{name}: size");
+        assert_eq!(
+            expected["size"].as_u64(),
+            Some(data.len() as u64),
+            "{name}: size"
+        );
         let expected_chunks = expected["chunks"].as_array().expect("chunks");
 
         let (fragments, err) = read_fragments(&data, &[data.len()]);
@@ -123,7 +127,11 @@ fn every_fixture_matches_its_mkvinfo_golden() {
             expected_chunks.len(),
             "{name}: number of chunks"
         );
-        assert_eq!(doc_types.len(), expected_chunks.len(), "{name}: EBML headers");
+        assert_eq!(
+            doc_types.len(),
+            expected_chunks.len(),
+            "{name}: EBML headers"
+        );
         for (i, ((f, want), doc_type)) in fragments
             .iter()
             .zip(expected_chunks)

@@ -124,7 +124,11 @@ fn kvssink_stream_yields_header_tags_and_clusters_in_order() {
     w.cluster(
         &mut s,
         1_700_000_000_000,
-        &[frame(1, 0, true, b"idr"), frame(2, 5, true, b"aac"), frame(1, 33, false, b"p")],
+        &[
+            frame(1, 0, true, b"idr"),
+            frame(2, 5, true, b"aac"),
+            frame(1, 33, false, b"p"),
+        ],
     );
     w.cluster(&mut s, 1_700_000_002_000, &[frame(1, 0, true, b"idr2")]);
     ProducerWriter::end_of_fragment(&mut s);
@@ -147,7 +151,10 @@ fn kvssink_stream_yields_header_tags_and_clusters_in_order() {
     assert_eq!(h.raw, w.header_elements());
     assert_eq!(h.timecode_scale_ns, 1_000_000);
     assert_eq!(h.tracks, vec![video_track(), audio_track()]);
-    assert_eq!(ev[3], Event::Tags(vec![SimpleTag::new("camera", "front door")]));
+    assert_eq!(
+        ev[3],
+        Event::Tags(vec![SimpleTag::new("camera", "front door")])
+    );
     assert_eq!(
         ev[4],
         Event::ClusterStarted {
@@ -159,7 +166,15 @@ fn kvssink_stream_yields_header_tags_and_clusters_in_order() {
     let got: Vec<_> = c
         .blocks
         .iter()
-        .map(|b| (b.track, b.relative_timecode, b.keyframe, &c.body[b.data.clone()], b.duration))
+        .map(|b| {
+            (
+                b.track,
+                b.relative_timecode,
+                b.keyframe,
+                &c.body[b.data.clone()],
+                b.duration,
+            )
+        })
         .collect();
     assert_eq!(
         got,
@@ -237,7 +252,11 @@ fn every_level1_id_and_a_new_session_end_an_unknown_size_cluster() {
         assert_eq!(c.timecode, 1, "{what}");
         assert_eq!(c.blocks.len(), 1, "{what}");
         // The body stops exactly where the ender starts.
-        assert_eq!(c.body.len(), cluster_end - unknown_segment().len() - 5, "{what}");
+        assert_eq!(
+            c.body.len(),
+            cluster_end - unknown_segment().len() - 5,
+            "{what}"
+        );
         // And the cluster is complete before the end of input is declared.
         let mut p = StreamParser::default();
         p.push(&s);
@@ -266,7 +285,9 @@ fn void_crc_and_unknown_children_stay_in_the_cluster_body() {
     write_size(&mut s, None, 8);
     s.extend(&body);
     let ev = events(&s);
-    let Some(Event::Cluster(c)) = ev.last() else { panic!() };
+    let Some(Event::Cluster(c)) = ev.last() else {
+        panic!()
+    };
     assert_eq!(c.body, body);
     assert_eq!(c.timecode, 300);
     assert_eq!(c.blocks[0].relative_timecode, -3);
@@ -290,7 +311,9 @@ fn known_size_cluster_and_segment_end_at_their_size() {
     let ev = events(&s);
     assert_eq!(
         kinds(&ev),
-        ["ebml", "segment", "header", "started", "cluster", "ebml", "segment", "header"]
+        [
+            "ebml", "segment", "header", "started", "cluster", "ebml", "segment", "header"
+        ]
     );
     assert_eq!(
         ev[1],
@@ -334,12 +357,17 @@ fn tags_before_the_header_is_complete_are_held_until_after_it() {
     let ev = events(&s);
     assert_eq!(
         kinds(&ev),
-        ["ebml", "segment", "header", "tags", "tags", "started", "cluster"]
+        [
+            "ebml", "segment", "header", "tags", "tags", "started", "cluster"
+        ]
     );
     let Event::Header(h) = &ev[2] else { panic!() };
     assert_eq!(h.raw, header_elements, "Tags are not part of raw");
     assert_eq!(ev[3], Event::Tags(vec![SimpleTag::new("early", "1")]));
-    assert_eq!(ev[4], Event::Tags(vec![SimpleTag::new("after_tracks", "2")]));
+    assert_eq!(
+        ev[4],
+        Event::Tags(vec![SimpleTag::new("after_tracks", "2")])
+    );
 
     // A Tags right after Tracks releases the header at once (no cluster needed).
     let mut p = StreamParser::default();
@@ -428,13 +456,27 @@ fn block_groups_report_duration_and_reference_and_laced_blocks_stay_whole() {
     s.extend(group(false, 40, b"key"));
     s.extend(group(true, 20, b"delta"));
     // Xiph-laced SimpleBlock (flags 0x02): 2 frames, first of 3 bytes.
-    s.extend(simple_block(1, 80, 0x82, &[0x01, 3, b'a', b'b', b'c', b'd', b'e']));
+    s.extend(simple_block(
+        1,
+        80,
+        0x82,
+        &[0x01, 3, b'a', b'b', b'c', b'd', b'e'],
+    ));
     let ev = events(&s);
-    let Some(Event::Cluster(c)) = ev.last() else { panic!() };
+    let Some(Event::Cluster(c)) = ev.last() else {
+        panic!()
+    };
     let got: Vec<_> = c
         .blocks
         .iter()
-        .map(|b| (b.relative_timecode, b.keyframe, b.duration, &c.body[b.data.clone()]))
+        .map(|b| {
+            (
+                b.relative_timecode,
+                b.keyframe,
+                b.duration,
+                &c.body[b.data.clone()],
+            )
+        })
         .collect();
     assert_eq!(
         got,
@@ -507,7 +549,9 @@ fn doc_type_must_be_matroska_or_webm() {
         let (ev, err) = parse_events(&s, &[s.len()]);
         if ok {
             assert_eq!(err, None);
-            assert!(matches!(&ev[0], Event::EbmlHeader { doc_type } if doc_type == "matroska" || doc_type == "webm"));
+            assert!(
+                matches!(&ev[0], Event::EbmlHeader { doc_type } if doc_type == "matroska" || doc_type == "webm")
+            );
         } else {
             assert!(
                 matches!(err, Some(ParseError::NotMatroska { offset: 0, .. })),
@@ -539,7 +583,18 @@ fn limits_bound_elements_and_headers() {
     write_id(&mut s, ids::CLUSTER);
     write_size(&mut s, Some(5000), 4);
     let err = run(&s).unwrap_err();
-    assert!(matches!(err, ParseError::ElementTooLarge { id: ids::CLUSTER, size: 5000, limit: 1000, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            ParseError::ElementTooLarge {
+                id: ids::CLUSTER,
+                size: 5000,
+                limit: 1000,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 
     // Unknown-size Cluster growing past the limit.
     let mut s = unknown_segment();
@@ -548,7 +603,16 @@ fn limits_bound_elements_and_headers() {
         s.extend(simple_block(1, 0, 0, &[0; 300]));
     }
     let err = run(&s).unwrap_err();
-    assert!(matches!(err, ParseError::ElementTooLarge { id: ids::CLUSTER, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            ParseError::ElementTooLarge {
+                id: ids::CLUSTER,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 
     // Header elements adding up past max_header_size.
     let mut s = unknown_segment();
@@ -556,20 +620,36 @@ fn limits_bound_elements_and_headers() {
         write_binary_element(&mut s, ids::VOID, &[0; 100]);
     }
     let err = run(&s).unwrap_err();
-    assert!(matches!(err, ParseError::ElementTooLarge { id: ids::VOID, limit: 300, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            ParseError::ElementTooLarge {
+                id: ids::VOID,
+                limit: 300,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 
     // A Tags element over max_header_size.
     let mut s = unknown_segment();
     write_tags(&mut s, &[SimpleTag::new("big", "x".repeat(400))]);
     let err = run(&s).unwrap_err();
-    assert!(matches!(err, ParseError::ElementTooLarge { id: ids::TAGS, .. }), "{err:?}");
+    assert!(
+        matches!(err, ParseError::ElementTooLarge { id: ids::TAGS, .. }),
+        "{err:?}"
+    );
 
     // A huge declared EBML header.
     let mut s = Vec::new();
     write_id(&mut s, ids::EBML);
     write_size(&mut s, Some(1 << 40), 8);
     let err = run(&s).unwrap_err();
-    assert!(matches!(err, ParseError::ElementTooLarge { id: ids::EBML, .. }), "{err:?}");
+    assert!(
+        matches!(err, ParseError::ElementTooLarge { id: ids::EBML, .. }),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -580,7 +660,10 @@ fn missing_cluster_timecode_is_an_error() {
     write_size(&mut s, None, 1);
     s.extend(simple_block(1, 0, 0x80, b"x"));
     let (_, err) = error(&s);
-    assert!(matches!(err, ParseError::MissingClusterTimecode { .. }), "{err:?}");
+    assert!(
+        matches!(err, ParseError::MissingClusterTimecode { .. }),
+        "{err:?}"
+    );
     // A cluster that ends without any Timecode.
     let mut s = unknown_segment();
     let cluster_at = s.len() as u64;
@@ -588,7 +671,10 @@ fn missing_cluster_timecode_is_an_error() {
     write_size(&mut s, None, 1);
     write_uint_element(&mut s, ids::POSITION, 0);
     let (_, err) = error(&s);
-    assert_eq!(err, ParseError::MissingClusterTimecode { offset: cluster_at });
+    assert_eq!(
+        err,
+        ParseError::MissingClusterTimecode { offset: cluster_at }
+    );
 }
 
 #[test]
@@ -601,18 +687,46 @@ fn malformed_input_gives_the_matching_error_kind() {
 
     // UnexpectedElement: junk at the top level, a Segment inside a Segment.
     let (_, err) = error(&[0xA3, 0x80]);
-    assert!(matches!(err, ParseError::UnexpectedElement { offset: 0, id: 0xA3, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            ParseError::UnexpectedElement {
+                offset: 0,
+                id: 0xA3,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     let mut s = unknown_segment();
     s.extend(unknown_segment()[unknown_segment().len() - 5..].to_vec());
     let (_, err) = error(&s);
-    assert!(matches!(err, ParseError::UnexpectedElement { id: ids::SEGMENT, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            ParseError::UnexpectedElement {
+                id: ids::SEGMENT,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 
     // InvalidBlock: a SimpleBlock too short for its header.
     let mut s = unknown_segment();
     s.extend(unknown_cluster(0, 1));
     write_binary_element(&mut s, ids::SIMPLE_BLOCK, &[0x81, 0x00]);
     let (_, err) = error(&s);
-    assert!(matches!(err, ParseError::InvalidBlock { id: ids::SIMPLE_BLOCK, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            ParseError::InvalidBlock {
+                id: ids::SIMPLE_BLOCK,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 
     // InvalidBlock: a BlockGroup without a Block.
     let mut s = unknown_segment();
@@ -621,7 +735,16 @@ fn malformed_input_gives_the_matching_error_kind() {
         write_uint_element(g, ids::BLOCK_DURATION, 1);
     });
     let (_, err) = error(&s);
-    assert!(matches!(err, ParseError::InvalidBlock { id: ids::BLOCK_GROUP, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            ParseError::InvalidBlock {
+                id: ids::BLOCK_GROUP,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 
     // InvalidElement: a child overrunning its known-size Cluster.
     let mut s = unknown_segment();
@@ -629,20 +752,53 @@ fn malformed_input_gives_the_matching_error_kind() {
     write_size(&mut s, Some(3), 1);
     write_uint_element(&mut s, ids::TIMECODE, 0x0102); // 4 bytes
     let (_, err) = error(&s);
-    assert!(matches!(err, ParseError::InvalidElement { id: ids::TIMECODE, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            ParseError::InvalidElement {
+                id: ids::TIMECODE,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+
+    // UnexpectedElement: a new session inside a known-size Cluster.
+    let mut s = unknown_segment();
+    write_id(&mut s, ids::CLUSTER);
+    write_size(&mut s, Some(200), 2);
+    write_uint_element(&mut s, ids::TIMECODE, 1);
+    s.extend(ebml_header());
+    let (_, err) = error(&s);
+    assert!(
+        matches!(err, ParseError::UnexpectedElement { id: ids::EBML, .. }),
+        "{err:?}"
+    );
 
     // InvalidElement: an unknown size on a Tags element; a zero TimecodeScale.
     let mut s = unknown_segment();
     write_id(&mut s, ids::TAGS);
     write_size(&mut s, None, 1);
     let (_, err) = error(&s);
-    assert!(matches!(err, ParseError::InvalidElement { id: ids::TAGS, .. }), "{err:?}");
+    assert!(
+        matches!(err, ParseError::InvalidElement { id: ids::TAGS, .. }),
+        "{err:?}"
+    );
     let mut s = unknown_segment();
     write_master_element(&mut s, ids::INFO, 0, |i| {
         write_uint_element(i, ids::TIMECODE_SCALE, 0);
     });
     let (_, err) = error(&s);
-    assert!(matches!(err, ParseError::InvalidElement { id: ids::TIMECODE_SCALE, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            ParseError::InvalidElement {
+                id: ids::TIMECODE_SCALE,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -731,7 +887,10 @@ fn events_do_not_depend_on_the_split() {
         w.cluster(
             &mut s,
             i * 2000,
-            &[frame(1, 0, true, &payload), frame(2, 10, true, &payload[..100])],
+            &[
+                frame(1, 0, true, &payload),
+                frame(2, 10, true, &payload[..100]),
+            ],
         );
     }
     ProducerWriter::end_of_fragment(&mut s);

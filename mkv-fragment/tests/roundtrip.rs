@@ -40,14 +40,17 @@ fn tracks() -> Vec<TrackSpec> {
     ]
 }
 
+/// Track, relative timecode, key flag and payload of one frame.
+type OwnedFrame = (u64, i16, bool, Vec<u8>);
+
 /// A producer stream with `n` fragments of a few frames each.
-fn producer_stream(n: u64) -> (ProducerWriter, Vec<u8>, Vec<Vec<(u64, i16, bool, Vec<u8>)>>) {
+fn producer_stream(n: u64) -> (ProducerWriter, Vec<u8>, Vec<Vec<OwnedFrame>>) {
     let w = ProducerWriter::new(SegmentInfo::default(), tracks());
     let mut s = Vec::new();
     w.header(&mut s);
     let mut all = Vec::new();
     for i in 0..n {
-        let frames: Vec<(u64, i16, bool, Vec<u8>)> = vec![
+        let frames: Vec<OwnedFrame> = vec![
             (1, 0, true, vec![i as u8; 5000]),
             (2, 3, true, vec![0xA0 ^ i as u8; 300]),
             (1, 33, false, vec![0x55; 800]),
@@ -97,7 +100,7 @@ fn producer_writer_output_parses_back_to_the_same_frames_and_tags() {
     assert_eq!(clusters.len(), 3);
     for (i, (c, want)) in clusters.iter().zip(&frames).enumerate() {
         assert_eq!(c.timecode, 1_700_000_000_000 + i as u64 * 2000);
-        let got: Vec<(u64, i16, bool, Vec<u8>)> = c
+        let got: Vec<OwnedFrame> = c
             .blocks
             .iter()
             .map(|b| {
@@ -112,10 +115,7 @@ fn producer_writer_output_parses_back_to_the_same_frames_and_tags() {
         assert_eq!(&got, want);
         assert_eq!(tags[i], vec![SimpleTag::new("fragment", i.to_string())]);
     }
-    assert_eq!(
-        tags[3],
-        vec![SimpleTag::new(aws_tags::END_OF_FRAGMENT, "")]
-    );
+    assert_eq!(tags[3], vec![SimpleTag::new(aws_tags::END_OF_FRAGMENT, "")]);
 }
 
 /// Serves the clusters of a producer stream as GetMedia chunks, like the server will.
@@ -273,6 +273,48 @@ fn real_fixture_fragments_survive_being_served_again() {
     }
 }
 
+#[test]
+fn user_tags_with_getmedia_reserved_names_are_not_served() {
+    let mut out = Vec::new();
+    let stamp = FragmentStamp {
+        fragment_number: "42",
+        server_timestamp_ms: 1000,
+        producer_timestamp_ms: 900,
+    };
+    let mut body = Vec::new();
+    mkv_fragment::writer::write_uint_element(&mut body, ids::TIMECODE, 900);
+    let user = [
+        SimpleTag::new(aws_tags::CONTINUATION_TOKEN, "forged"),
+        SimpleTag::new("kept", "1"),
+        SimpleTag::new(aws_tags::SERVER_TIMESTAMP, "0.000"),
+        SimpleTag::new(aws_tags::END_OF_FRAGMENT, ""),
+    ];
+    write_fragment_prefix(&mut out, &[], &stamp, &user, &body);
+    write_fragment_trailer(&mut out, 7, "42");
+    let (got, err) = read_fragments(&out, &[out.len()]);
+    assert_eq!(err, None);
+    assert_eq!(
+        got.len(),
+        1,
+        "the forged token must not split the chunk: {got:?}"
+    );
+    assert_eq!(got[0].server_timestamp_ms, Some(1000));
+    assert_eq!(got[0].continuation_token.as_deref(), Some("42"));
+    assert_eq!(
+        got[0].user_tags,
+        [
+            SimpleTag::new("kept", "1"),
+            SimpleTag::new(aws_tags::END_OF_FRAGMENT, "")
+        ]
+    );
+    // Only reserved names in the user tags: no user Tags element at all.
+    let mut only_reserved = Vec::new();
+    write_fragment_prefix(&mut only_reserved, &[], &stamp, &user[..1], &body);
+    let mut none = Vec::new();
+    write_fragment_prefix(&mut none, &[], &stamp, &[], &body);
+    assert_eq!(only_reserved, none);
+}
+
 fn temp_file(name: &str, data: &[u8]) -> std::path::PathBuf {
     let path = std::env::temp_dir().join(format!("mkv-fragment-{}-{name}", std::process::id()));
     std::fs::write(&path, data).unwrap();
@@ -297,7 +339,11 @@ fn mkvinfo_accepts_a_written_getmedia_chunk() {
         &[SimpleTag::new("camera", "porch")],
         &cluster.body,
     );
-    write_fragment_trailer(&mut out, 15858, "91343852333181432392682062607743920146159169392");
+    write_fragment_trailer(
+        &mut out,
+        15858,
+        "91343852333181432392682062607743920146159169392",
+    );
     let path = temp_file("chunk.mkv", &out);
     let Some(info) = mkvinfo(&["-a", "-z", "-P", "-c", path.to_str().unwrap()]) else {
         return;
@@ -319,7 +365,10 @@ fn mkvinfo_accepts_a_written_getmedia_chunk() {
         "String: 15858",
         "Cluster timestamp: 00:00:05.000000000",
     ] {
-        assert!(info.contains(needle), "mkvinfo output lacks {needle:?}:\n{info}");
+        assert!(
+            info.contains(needle),
+            "mkvinfo output lacks {needle:?}:\n{info}"
+        );
     }
     // The Cluster has a known size covering exactly the body (8-byte size field).
     let want = format!(
@@ -345,14 +394,23 @@ fn mkvinfo_accepts_a_written_getmedia_chunk() {
 
 fn trailer_len() -> usize {
     let mut t = Vec::new();
-    write_fragment_trailer(&mut t, 15858, "91343852333181432392682062607743920146159169392");
+    write_fragment_trailer(
+        &mut t,
+        15858,
+        "91343852333181432392682062607743920146159169392",
+    );
     t.len()
 }
 
 #[test]
 fn error_chunks_are_read_at_once_and_carry_what_the_java_parser_requires() {
     let mut out = Vec::new();
-    write_error_chunk(&mut out, "FRAGMENT_NOT_FOUND", 4000, Some("913438523331814323926"));
+    write_error_chunk(
+        &mut out,
+        "FRAGMENT_NOT_FOUND",
+        4000,
+        Some("913438523331814323926"),
+    );
     write_error_chunk(&mut out, "INTERNAL_ERROR", 5000, None);
 
     // Layout: EBML header, known-size Segment, one Tags {ERROR_CODE, ERROR_ID, FRAGMENT_NUMBER}
@@ -377,11 +435,19 @@ fn error_chunks_are_read_at_once_and_carry_what_the_java_parser_requires() {
     let mut reader = GetMediaReader::new();
     let first_len = {
         let mut one = Vec::new();
-        write_error_chunk(&mut one, "FRAGMENT_NOT_FOUND", 4000, Some("913438523331814323926"));
+        write_error_chunk(
+            &mut one,
+            "FRAGMENT_NOT_FOUND",
+            4000,
+            Some("913438523331814323926"),
+        );
         one.len()
     };
     reader.push(&out[..first_len]);
-    let f = reader.next_fragment().unwrap().expect("error chunk complete");
+    let f = reader
+        .next_fragment()
+        .unwrap()
+        .expect("error chunk complete");
     assert!(f.is_error());
     assert_eq!(
         f,
@@ -434,6 +500,18 @@ fn an_aws_style_error_chunk_with_unknown_size_segment_is_read_at_finish() {
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4096))]
+
+    #[test]
+    fn every_i64_timestamp_survives_format_and_parse(ms in any::<i64>()) {
+        let text = mkv_fragment::format_timestamp_ms(ms);
+        prop_assert_eq!(mkv_fragment::parse_timestamp_ms(&text), Some(ms));
+        // Three decimals, always.
+        prop_assert_eq!(text.split_once('.').map(|(_, f)| f.len()), Some(3));
+    }
+}
+
+proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
@@ -479,7 +557,7 @@ proptest! {
             }
             let c = clusters_seen.next().unwrap();
             prop_assert_eq!(c.timecode, *timecode);
-            let got: Vec<(u64, i16, bool, Vec<u8>)> = c.blocks.iter()
+            let got: Vec<OwnedFrame> = c.blocks.iter()
                 .map(|b| (b.track, b.relative_timecode, b.keyframe, c.body[b.data.clone()].to_vec()))
                 .collect();
             prop_assert_eq!(&got, frames);

@@ -142,7 +142,7 @@ fn phase_json(p: &PhaseStats) -> Value {
     })
 }
 
-pub fn run(
+pub(crate) fn run(
     dir: PathBuf,
     source: &Source,
     bytes_per_sec: f64,

@@ -17,13 +17,13 @@ use tokio_rustls::client::TlsStream;
 
 /// An `https://host:port` endpoint.
 #[derive(Debug, Clone)]
-pub struct Endpoint {
-    pub host: String,
-    pub port: u16,
+pub(crate) struct Endpoint {
+    pub(crate) host: String,
+    pub(crate) port: u16,
 }
 
 impl Endpoint {
-    pub fn parse(url: &str) -> anyhow::Result<Self> {
+    pub(crate) fn parse(url: &str) -> anyhow::Result<Self> {
         let rest = url
             .strip_prefix("https://")
             .with_context(|| format!("endpoint {url} must start with https://"))?;
@@ -36,21 +36,21 @@ impl Endpoint {
     }
 
     /// Value of the Host header.
-    pub fn authority(&self) -> String {
+    pub(crate) fn authority(&self) -> String {
         format!("{}:{}", self.host, self.port)
     }
 }
 
 /// Everything a request needs: TLS config, endpoint identity and credentials.
 #[derive(Clone)]
-pub struct Client {
+pub(crate) struct Client {
     tls: TlsConnector,
     identity: Identity,
     region: String,
 }
 
 impl Client {
-    pub fn new(ca: &Path, credentials: &Path, region: &str) -> anyhow::Result<Self> {
+    pub(crate) fn new(ca: &Path, credentials: &Path, region: &str) -> anyhow::Result<Self> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut roots = rustls::RootCertStore::empty();
         let pem = std::fs::read(ca).with_context(|| format!("reading CA {}", ca.display()))?;
@@ -70,7 +70,7 @@ impl Client {
         })
     }
 
-    pub async fn connect(&self, ep: &Endpoint) -> anyhow::Result<TlsStream<TcpStream>> {
+    pub(crate) async fn connect(&self, ep: &Endpoint) -> anyhow::Result<TlsStream<TcpStream>> {
         let tcp = TcpStream::connect((ep.host.as_str(), ep.port))
             .await
             .with_context(|| format!("connecting to {}", ep.authority()))?;
@@ -82,7 +82,7 @@ impl Client {
 
     /// Returns the signature headers (x-amz-date, authorization) for a request with the
     /// given headers; `body` `None` signs the empty-body hash (streamed PutMedia body).
-    pub fn sign(&self, path: &str, ep: &Endpoint, headers: &[(&str, String)], body: &[u8]) -> anyhow::Result<Vec<(String, String)>> {
+    pub(crate) fn sign(&self, path: &str, ep: &Endpoint, headers: &[(&str, String)], body: &[u8]) -> anyhow::Result<Vec<(String, String)>> {
         let settings = SigningSettings::default();
         let params = v4::SigningParams::builder()
             .identity(&self.identity)
@@ -107,7 +107,7 @@ impl Client {
     }
 
     /// A complete request head (status line + headers + blank line).
-    pub fn request_head(&self, path: &str, ep: &Endpoint, mut headers: Vec<(&str, String)>, body: &[u8]) -> anyhow::Result<Vec<u8>> {
+    pub(crate) fn request_head(&self, path: &str, ep: &Endpoint, mut headers: Vec<(&str, String)>, body: &[u8]) -> anyhow::Result<Vec<u8>> {
         headers.insert(0, ("host", ep.authority()));
         let sig = self.sign(path, ep, &headers, body)?;
         let mut head = format!("POST {path} HTTP/1.1\r\n");
@@ -122,7 +122,7 @@ impl Client {
     }
 
     /// A JSON request with a Content-Length body; returns (status, body).
-    pub async fn json_call(&self, ep: &Endpoint, path: &str, body: &serde_json::Value) -> anyhow::Result<(u16, Vec<u8>)> {
+    pub(crate) async fn json_call(&self, ep: &Endpoint, path: &str, body: &serde_json::Value) -> anyhow::Result<(u16, Vec<u8>)> {
         let body = serde_json::to_vec(body)?;
         let head = self.request_head(
             path,
@@ -177,14 +177,14 @@ fn read_credentials(path: &Path) -> anyhow::Result<(String, String)> {
 
 /// Response head.
 #[derive(Debug)]
-pub struct ResponseHead {
-    pub status: u16,
-    pub chunked: bool,
-    pub content_length: Option<u64>,
+pub(crate) struct ResponseHead {
+    pub(crate) status: u16,
+    pub(crate) chunked: bool,
+    pub(crate) content_length: Option<u64>,
 }
 
 /// Reads an HTTP/1.1 response from any byte stream, decoding chunked bodies.
-pub struct HttpReader<R> {
+pub(crate) struct HttpReader<R> {
     inner: R,
     buf: Vec<u8>,
     start: usize,
@@ -193,7 +193,7 @@ pub struct HttpReader<R> {
 }
 
 impl<R: AsyncRead + Unpin> HttpReader<R> {
-    pub fn new(inner: R) -> Self {
+    pub(crate) fn new(inner: R) -> Self {
         Self {
             inner,
             buf: Vec::with_capacity(64 * 1024),
@@ -242,7 +242,7 @@ impl<R: AsyncRead + Unpin> HttpReader<R> {
         }
     }
 
-    pub async fn read_head(&mut self) -> anyhow::Result<ResponseHead> {
+    pub(crate) async fn read_head(&mut self) -> anyhow::Result<ResponseHead> {
         let mut status_line = self.read_line().await?;
         loop {
             let status: u16 = status_line
@@ -281,7 +281,7 @@ impl<R: AsyncRead + Unpin> HttpReader<R> {
     }
 
     /// Next piece of body data; `None` at the end of the body.
-    pub async fn next_body_chunk(&mut self, head: &ResponseHead) -> anyhow::Result<Option<Vec<u8>>> {
+    pub(crate) async fn next_body_chunk(&mut self, head: &ResponseHead) -> anyhow::Result<Option<Vec<u8>>> {
         if self.done {
             return Ok(None);
         }

@@ -108,7 +108,7 @@ fn read_all(files: &[PathBuf]) -> anyhow::Result<u64> {
     Ok(total)
 }
 
-pub async fn run(
+pub(crate) async fn run(
     client: Client,
     ep: Endpoint,
     stream: String,

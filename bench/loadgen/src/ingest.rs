@@ -19,26 +19,26 @@ use crate::stats::{hist_json, new_hist};
 
 /// How fragments are paced.
 #[derive(Debug, Clone, Copy)]
-pub enum Pacing {
+pub(crate) enum Pacing {
     /// Fragment k is written when its time comes (live camera).
     RealTime,
     /// As fast as acks allow, at most `window` fragments awaiting PERSISTED; timecodes in the past.
     Burst { window: u64, fragments: u64 },
 }
 
-pub struct IngestConfig {
-    pub endpoint: Endpoint,
-    pub data_endpoint: Endpoint,
-    pub client: Client,
-    pub source: Arc<Source>,
-    pub streams: usize,
-    pub duration: Duration,
-    pub server_pid: Option<String>,
-    pub prefix: String,
-    pub chunk_bytes: usize,
-    pub drain: Duration,
-    pub pacing: Pacing,
-    pub out: Option<PathBuf>,
+pub(crate) struct IngestConfig {
+    pub(crate) endpoint: Endpoint,
+    pub(crate) data_endpoint: Endpoint,
+    pub(crate) client: Client,
+    pub(crate) source: Arc<Source>,
+    pub(crate) streams: usize,
+    pub(crate) duration: Duration,
+    pub(crate) server_pid: Option<String>,
+    pub(crate) prefix: String,
+    pub(crate) chunk_bytes: usize,
+    pub(crate) drain: Duration,
+    pub(crate) pacing: Pacing,
+    pub(crate) out: Option<PathBuf>,
 }
 
 #[derive(Default)]
@@ -113,7 +113,7 @@ fn unix_ms(t: SystemTime) -> u64 {
 }
 
 /// Creates a stream, tolerating "already exists".
-pub async fn create_stream(client: &Client, ep: &Endpoint, name: &str) -> anyhow::Result<()> {
+pub(crate) async fn create_stream(client: &Client, ep: &Endpoint, name: &str) -> anyhow::Result<()> {
     let (status, body) = client
         .json_call(
             ep,
@@ -131,7 +131,7 @@ pub async fn create_stream(client: &Client, ep: &Endpoint, name: &str) -> anyhow
     bail!("createStream {name}: HTTP {status}: {text}")
 }
 
-pub async fn run(cfg: IngestConfig) -> anyhow::Result<Value> {
+pub(crate) async fn run(cfg: IngestConfig) -> anyhow::Result<Value> {
     let cfg = Arc::new(cfg);
     let shared = Arc::new(Shared::new());
     let t_prog = Instant::now();
@@ -244,7 +244,8 @@ pub async fn run(cfg: IngestConfig) -> anyhow::Result<Value> {
         r?;
     }
     let finished = Instant::now();
-    let ((wa_t, wa_srv, wa_m, wa_self), (wb_t, wb_srv, wb_m, wb_self)) = if finished >= window_end {
+    let ((wa_t, wa_srv, wa_m, wa_self), (wb_t, wb_srv, wb_m, wb_self)) = if finished >= window_start && matches!(cfg.pacing, Pacing::RealTime) {
+        // The last fragments go out up to a period before `end`: the window still runs to `end`.
         window_task.await?
     } else {
         window_task.abort();

@@ -93,9 +93,12 @@ enum Cmd {
         dir: PathBuf,
         #[arg(long)]
         media: PathBuf,
-        /// Aggregate rate of the paced phase (bytes/s); 0 skips it.
+        /// Aggregate rate of the paced phase (bytes/s); 0 skips it unless --paced-streams is set.
         #[arg(long, default_value_t = 0.0)]
         bytes_per_sec: f64,
+        /// Paced phase at this many streams' worth of the source's bit rate (instead of --bytes-per-sec).
+        #[arg(long, default_value_t = 0)]
+        paced_streams: usize,
         /// Seconds per phase.
         #[arg(long, default_value_t = 10)]
         duration: u64,
@@ -222,11 +225,17 @@ fn main() -> anyhow::Result<()> {
             dir,
             media,
             bytes_per_sec,
+            paced_streams,
             duration,
             threads,
             out,
         } => {
             let source = mkv::load(&media)?;
+            let bytes_per_sec = if bytes_per_sec > 0.0 {
+                bytes_per_sec
+            } else {
+                paced_streams as f64 * source.bytes_per_sec()
+            };
             let v = baseline::run(dir, &source, bytes_per_sec, 0.0, Duration::from_secs(duration), threads, out)?;
             print(&v);
         }

@@ -26,29 +26,29 @@ const LEVEL1: [u32; 9] = [
 
 /// One source Cluster: its timecode and its children other than Timecode/Position/PrevSize.
 #[derive(Debug, Clone)]
-pub struct SrcCluster {
-    pub tc_ms: u64,
-    pub body: Vec<u8>,
+pub(crate) struct SrcCluster {
+    pub(crate) tc_ms: u64,
+    pub(crate) body: Vec<u8>,
 }
 
 /// The parsed source file.
 #[derive(Debug, Clone)]
-pub struct Source {
+pub(crate) struct Source {
     /// EBML header + Segment (unknown size) + Info + Tracks.
-    pub header: Vec<u8>,
-    pub clusters: Vec<SrcCluster>,
+    pub(crate) header: Vec<u8>,
+    pub(crate) clusters: Vec<SrcCluster>,
     /// Duration of each cluster in ms (next timecode minus this one; the last one gets the mean).
-    pub durations_ms: Vec<u64>,
+    pub(crate) durations_ms: Vec<u64>,
 }
 
 impl Source {
     /// Length of one pass through the source, in ms.
-    pub fn period_ms(&self) -> u64 {
+    pub(crate) fn period_ms(&self) -> u64 {
         self.durations_ms.iter().sum()
     }
 
     /// Offset (ms from the start of the replay) and source index of replayed fragment `k`.
-    pub fn schedule(&self, k: u64) -> (u64, usize) {
+    pub(crate) fn schedule(&self, k: u64) -> (u64, usize) {
         let n = self.clusters.len() as u64;
         let idx = (k % n) as usize;
         let cycle = k / n;
@@ -57,7 +57,7 @@ impl Source {
     }
 
     /// Bytes of the re-written fragment `idx` with absolute timecode `tc_ms`.
-    pub fn fragment(&self, idx: usize, tc_ms: u64) -> Vec<u8> {
+    pub(crate) fn fragment(&self, idx: usize, tc_ms: u64) -> Vec<u8> {
         let body = &self.clusters[idx].body;
         let mut out = Vec::with_capacity(body.len() + 32);
         out.extend_from_slice(&[0x1F, 0x43, 0xB6, 0x75]);
@@ -71,7 +71,7 @@ impl Source {
     }
 
     /// Mean bytes per second of the re-written fragments.
-    pub fn bytes_per_sec(&self) -> f64 {
+    pub(crate) fn bytes_per_sec(&self) -> f64 {
         let bytes: usize = self.clusters.iter().map(|c| c.body.len() + 22).sum();
         bytes as f64 * 1000.0 / self.period_ms() as f64
     }
@@ -112,7 +112,7 @@ fn read_uint(data: &[u8]) -> u64 {
 }
 
 /// Parses a Matroska file into a [`Source`].
-pub fn parse(buf: &[u8]) -> anyhow::Result<Source> {
+pub(crate) fn parse(buf: &[u8]) -> anyhow::Result<Source> {
     let mut header = Vec::new();
     let mut pos = 0;
     // EBML header.
@@ -225,7 +225,7 @@ fn check_timecode_scale(info: &[u8]) -> anyhow::Result<()> {
 }
 
 /// Loads and parses a file.
-pub fn load(path: &std::path::Path) -> anyhow::Result<Source> {
+pub(crate) fn load(path: &std::path::Path) -> anyhow::Result<Source> {
     let buf = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     parse(&buf).with_context(|| format!("parsing {}", path.display()))
 }

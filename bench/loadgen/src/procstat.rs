@@ -3,7 +3,7 @@
 use std::sync::OnceLock;
 
 /// Clock ticks per second (`getconf CLK_TCK`, 100 on Linux in practice).
-pub fn clk_tck() -> f64 {
+pub(crate) fn clk_tck() -> f64 {
     static TCK: OnceLock<f64> = OnceLock::new();
     *TCK.get_or_init(|| {
         std::process::Command::new("getconf")
@@ -17,7 +17,7 @@ pub fn clk_tck() -> f64 {
 }
 
 /// utime + stime of a process, in seconds.
-pub fn proc_cpu_secs(pid: &str) -> Option<f64> {
+pub(crate) fn proc_cpu_secs(pid: &str) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = &stat[stat.rfind(')')? + 2..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
@@ -28,7 +28,7 @@ pub fn proc_cpu_secs(pid: &str) -> Option<f64> {
 }
 
 /// VmRSS in KiB.
-pub fn rss_kib(pid: &str) -> Option<u64> {
+pub(crate) fn rss_kib(pid: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
@@ -40,7 +40,7 @@ pub fn rss_kib(pid: &str) -> Option<u64> {
 }
 
 /// Thread count of a process.
-pub fn threads(pid: &str) -> Option<u64> {
+pub(crate) fn threads(pid: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
@@ -53,13 +53,13 @@ pub fn threads(pid: &str) -> Option<u64> {
 
 /// Machine-wide (busy, total) jiffies from /proc/stat, and iowait.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct MachineCpu {
-    pub busy: u64,
-    pub total: u64,
-    pub iowait: u64,
+pub(crate) struct MachineCpu {
+    pub(crate) busy: u64,
+    pub(crate) total: u64,
+    pub(crate) iowait: u64,
 }
 
-pub fn machine_cpu() -> MachineCpu {
+pub(crate) fn machine_cpu() -> MachineCpu {
     let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
         return MachineCpu::default();
     };
@@ -80,6 +80,6 @@ pub fn machine_cpu() -> MachineCpu {
 }
 
 /// Number of online CPUs.
-pub fn ncpu() -> usize {
+pub(crate) fn ncpu() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }

@@ -3,7 +3,7 @@
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 
-pub fn new_hist() -> Histogram<u64> {
+pub(crate) fn new_hist() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("histogram bounds")
 }
 
@@ -11,7 +11,7 @@ fn ms(us: u64) -> f64 {
     (us as f64 / 1000.0 * 100.0).round() / 100.0
 }
 
-pub fn hist_json(h: &Histogram<u64>) -> Value {
+pub(crate) fn hist_json(h: &Histogram<u64>) -> Value {
     if h.is_empty() {
         return json!({"count": 0});
     }

@@ -35,7 +35,7 @@ fn rss_flat(rss: &Value) -> Option<(bool, f64)> {
     Some((growth <= (0.05 * q1).max(8.0), growth))
 }
 
-pub fn run(dir: &Path, streams: &[usize], command: &str, out: &Path) -> anyhow::Result<String> {
+pub(crate) fn run(dir: &Path, streams: &[usize], command: &str, out: &Path) -> anyhow::Result<String> {
     let mut md = String::new();
     let mut verdicts: Vec<(bool, String)> = Vec::new();
     let _ = writeln!(md, "# ingest-server benchmark\n");
@@ -61,8 +61,12 @@ pub fn run(dir: &Path, streams: &[usize], command: &str, out: &Path) -> anyhow::
             let p = &b["paced"];
             let _ = writeln!(
                 md,
-                "| paced at {} MB/s | {} | {} | {} | {} | {} | {} |",
-                f(&b["paced_rate_MBps"], 1), f(&p["fragments_per_s"], 1), f(&p["MBps"], 1),
+                "| paced at {} MB/s (= {} streams) | {} | {} | {} | {} | {} | {} |",
+                f(&b["paced_rate_MBps"], 1),
+                match (b["paced_rate_MBps"].as_f64(), b["stream_bytes_per_sec"].as_f64()) {
+                    (Some(r), Some(s)) if s > 0.0 => format!("{:.0}", r * 1e6 / s),
+                    _ => "n/a".into(),
+                }, f(&p["fragments_per_s"], 1), f(&p["MBps"], 1),
                 f(&p["sync_latency_ms"]["p50"], 2), f(&p["sync_latency_ms"]["p99"], 2), f(&p["sync_latency_ms"]["max"], 2),
                 f(&p["write_and_sync_latency_ms"]["p99"], 2)
             );
@@ -75,16 +79,18 @@ pub fn run(dir: &Path, streams: &[usize], command: &str, out: &Path) -> anyhow::
     }
 
     let _ = writeln!(md, "## PutMedia fan-in (real-time replay, one TLS connection per stream)\n");
-    let _ = writeln!(
-        md,
-        "| N | dur s | sent | PERSISTED | ERROR acks | missing | failed streams | PERSISTED p50 / p90 / p99 / max ms | RECEIVED p99 ms | acked MB/s (expected) | acked / disk max | p99 / paced-fsync p99 | server CPU % core (per stream) | RSS start / max / end MiB | RSS growth in window MiB | machine busy % (iowait) | loadgen CPU % core |"
-    );
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let disk_max = base.as_ref().and_then(|b| b["max"]["MBps"].as_f64());
     let paced_p99 = base.as_ref().and_then(|b| b["paced"]["sync_latency_ms"]["p99"].as_f64());
+    let mut t1 = String::new();
+    let mut t2 = String::new();
+    let _ = writeln!(t1, "| N | dur s | fragments sent | PERSISTED | ERROR acks | missing acks | failed streams | PERSISTED p50 / p90 / p99 / max ms | RECEIVED p99 ms | PERSISTED p99 / paced-fsync p99 |");
+    let _ = writeln!(t1, "|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(t2, "| N | acked MB/s (expected) | acked / disk max | server CPU % of one core | per stream | RSS start / max / end MiB | RSS growth in window MiB (slope MiB/min) | machine busy % of 2 cores (iowait) | loadgen CPU % of one core | other processes, cores |");
+    let _ = writeln!(t2, "|---|---|---|---|---|---|---|---|---|---|");
+    let mut per_n_notes = String::new();
     for &n in streams {
         let Some(r) = load(dir, &format!("ingest-{n}.json")) else {
-            let _ = writeln!(md, "| {n} | (no result) |");
+            let _ = writeln!(t1, "| {n} | (no result) |");
             verdicts.push((false, format!("N={n}: no result file (loadgen failed)")));
             continue;
         };
@@ -94,8 +100,8 @@ pub fn run(dir: &Path, streams: &[usize], command: &str, out: &Path) -> anyhow::
         let acked = r["acked_MBps"].as_f64();
         let flat = rss_flat(rss);
         let _ = writeln!(
-            md,
-            "| {n} | {} | {} | {} | {} | {} | {} | {} / {} / {} / {} | {} | {} ({}) | {} | {} | {} ({}) | {} / {} / {} | {} | {} ({}) | {} |",
+            t1,
+            "| {n} | {} | {} | {} | {} | {} | {} | {} / {} / {} / {} | {} | {} |",
             f(&r["duration_s"], 0),
             u(&r["fragments_sent"]),
             u(&r["fragments_persisted"]),
@@ -104,16 +110,38 @@ pub fn run(dir: &Path, streams: &[usize], command: &str, out: &Path) -> anyhow::
             u(&r["stream_failures"]),
             f(&lat["p50"], 1), f(&lat["p90"], 1), f(&lat["p99"], 1), f(&lat["max"], 1),
             f(&r["received_latency_ms"]["p99"], 1),
+            match (lat["p99"].as_f64(), paced_p99) { (Some(a), Some(d)) if d > 0.0 => format!("{:.1}x", a / d), _ => "n/a".into() },
+        );
+        let _ = writeln!(
+            t2,
+            "| {n} | {} ({}) | {} | {} | {} | {} / {} / {} | {} ({}) | {} ({}) | {} | {} |",
             f(&r["acked_MBps"], 2), f(&r["expected_MBps"], 2),
             match (acked, disk_max) { (Some(a), Some(d)) if d > 0.0 => format!("{:.3}", a / d), _ => "n/a".into() },
-            match (lat["p99"].as_f64(), paced_p99) { (Some(a), Some(d)) if d > 0.0 => format!("{:.1}x", a / d), _ => "n/a".into() },
             f(&srv["cpu_pct_of_one_core"], 1), f(&srv["cpu_pct_of_one_core_per_stream"], 3),
             f(&rss["start_mib"], 1), f(&rss["max_mib"], 1), f(&rss["end_mib"], 1),
-            flat.map_or("n/a".into(), |(_, g)| format!("{g:+.1}")),
+            flat.map_or("n/a".into(), |(_, g)| format!("{g:+.1}")), f(&rss["window_slope_mib_per_min"], 2),
             f(&r["machine"]["busy_pct_of_all_cores"], 0), f(&r["machine"]["iowait_pct_of_all_cores"], 0),
             f(&r["loadgen_cpu_pct_of_one_core"], 0),
+            match (
+                r["machine"]["busy_pct_of_all_cores"].as_f64(),
+                r["machine"]["cores"].as_f64(),
+                srv["cpu_pct_of_one_core"].as_f64(),
+                r["loadgen_cpu_pct_of_one_core"].as_f64(),
+            ) {
+                (Some(b), Some(c), Some(s), Some(l)) => format!("{:.2}", (b * c - s - l) / 100.0),
+                _ => "n/a".into(),
+            },
         );
-
+        let samples = r["error_samples"].as_array().cloned().unwrap_or_default();
+        if !samples.is_empty() {
+            let _ = writeln!(per_n_notes, "\nN={n} errors (first {}):\n", samples.len());
+            for s in samples {
+                let _ = writeln!(per_n_notes, "- `{}`", s.as_str().unwrap_or(""));
+            }
+        }
+        if let Some(codes) = r["error_codes"].as_object().filter(|c| !c.is_empty()) {
+            let _ = writeln!(per_n_notes, "\nN={n} ERROR acks by code: {}", serde_json::Value::Object(codes.clone()));
+        }
         let held = u(&r["stream_failures"]) == 0
             && u(&r["error_acks"]) == 0
             && u(&r["missing_persisted_acks"]) == 0
@@ -147,15 +175,8 @@ pub fn run(dir: &Path, streams: &[usize], command: &str, out: &Path) -> anyhow::
                 ),
             ));
         }
-        let samples = r["error_samples"].as_array().cloned().unwrap_or_default();
-        if !samples.is_empty() {
-            let _ = writeln!(md, "\nN={n} errors (first {}):\n", samples.len());
-            for s in samples {
-                let _ = writeln!(md, "- `{}`", s.as_str().unwrap_or(""));
-            }
-            let _ = writeln!(md);
-        }
     }
+    let _ = writeln!(md, "{t1}\n{t2}{per_n_notes}");
 
     if let Some(g) = load(dir, "getmedia-fanout.json") {
         let _ = writeln!(md, "\n## GetMedia fan-out (EARLIEST, one stored stream)\n");
