@@ -34,6 +34,51 @@ pub static FRAGMENT_NUMBER: LazyLock<Regex> = LazyLock::new(|| anchored("^[0-9]+
 /// `KmsKeyId` and other free-text fields.
 pub static ANY: LazyLock<Regex> = LazyLock::new(|| anchored(".+"));
 
+/// A string member's constraints from the model: its wire name (as AWS spells it in
+/// messages), length bounds and pattern.
+#[derive(Debug, Clone, Copy)]
+pub struct StringRule {
+    /// Member name as it appears in AWS's messages (lower camel case).
+    pub field: &'static str,
+    /// Minimum length in characters.
+    pub min: usize,
+    /// Maximum length in characters.
+    pub max: usize,
+    /// The model's pattern.
+    pub pattern: &'static LazyLock<Regex>,
+}
+
+const fn rule(
+    field: &'static str,
+    min: usize,
+    max: usize,
+    pattern: &'static LazyLock<Regex>,
+) -> StringRule {
+    StringRule {
+        field,
+        min,
+        max,
+        pattern,
+    }
+}
+
+/// `StreamName`.
+pub const STREAM_NAME: StringRule = rule("streamName", 1, 256, &NAME);
+/// `StreamARN`.
+pub const STREAM_ARN: StringRule = rule("streamARN", 1, 1024, &ARN);
+/// `ResourceARN`.
+pub const RESOURCE_ARN: StringRule = rule("resourceARN", 1, 1024, &ARN);
+/// `DeviceName`.
+pub const DEVICE_NAME: StringRule = rule("deviceName", 1, 128, &NAME);
+/// `MediaType`.
+pub const MEDIA_TYPE_RULE: StringRule = rule("mediaType", 1, 128, &MEDIA_TYPE);
+/// `KmsKeyId`.
+pub const KMS_KEY_ID: StringRule = rule("kmsKeyId", 1, 2048, &ANY);
+/// `CurrentVersion`.
+pub const CURRENT_VERSION: StringRule = rule("currentVersion", 1, 64, &VERSION);
+/// `NextToken` (control plane: up to 1024 characters, possibly empty).
+pub const NEXT_TOKEN_RULE: StringRule = rule("nextToken", 0, 1024, &NEXT_TOKEN);
+
 /// Collects constraint violations for one request.
 #[derive(Debug, Default)]
 pub struct Validation {
@@ -95,6 +140,11 @@ impl Validation {
                 format!("Member must satisfy regular expression pattern: {shown}"),
             );
         }
+    }
+
+    /// A string member checked against its model rule.
+    pub fn check(&mut self, rule: &StringRule, value: Option<&str>) {
+        self.string(rule.field, value, rule.min, rule.max, rule.pattern);
     }
 
     /// An integer member within `min..=max`.

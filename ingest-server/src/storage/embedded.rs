@@ -192,7 +192,10 @@ impl VideoStore for EmbeddedStore {
             conn.execute("DELETE FROM streams WHERE id = ?1", [id])?;
             Ok(())
         })?;
-        self.seq_blocks.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+        self.seq_blocks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
         // Rows first, files second: a crash in between leaves files that reconcile removes.
         self.files.remove_stream(id)
     }
@@ -402,7 +405,10 @@ mod tests {
         );
         assert_eq!(all[0].user_tags, vec![("k".to_string(), "v".to_string())]);
         // Sequences keep increasing after a restart: the rest of the reserved block is skipped.
-        assert_eq!(store.allocate_fragment_seq(stream_id).unwrap(), 1 + SEQ_BLOCK);
+        assert_eq!(
+            store.allocate_fragment_seq(stream_id).unwrap(),
+            1 + SEQ_BLOCK
+        );
     }
 
     #[test]

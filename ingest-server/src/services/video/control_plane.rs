@@ -28,23 +28,6 @@ const API_NAMES: &[&str] = &[
     "GET_IMAGES",
 ];
 
-fn check_stream_ref(v: &mut Validation, r: &StreamRef) {
-    v.string(
-        "streamName",
-        r.stream_name.as_deref(),
-        1,
-        256,
-        &validate::NAME,
-    );
-    v.string(
-        "streamARN",
-        r.stream_arn.as_deref(),
-        1,
-        1024,
-        &validate::ARN,
-    );
-}
-
 fn check_tags<'a>(v: &mut Validation, field: &str, tags: impl Iterator<Item = (&'a str, &'a str)>) {
     for (key, value) in tags {
         v.string(&format!("{field}.key"), Some(key), 1, 128, &validate::TAG);
@@ -84,11 +67,9 @@ impl VideoService {
             DescribeStream => {
                 let input: StreamRef = decode_json(body)?;
                 let mut v = Validation::new();
-                check_stream_ref(&mut v, &input);
+                input.check(&mut v);
                 v.finish()?;
-                let stream = self
-                    .resolve(input.stream_name.as_deref(), input.stream_arn.as_deref())
-                    .await?;
+                let stream = self.resolve_ref(&input).await?;
                 Ok(json!({ "StreamInfo": stream_info(&stream) }))
             }
             ListStreams => self.list_streams(decode_json(body)?).await,
@@ -99,7 +80,7 @@ impl VideoService {
             TagStream => {
                 let input: TagStreamInput = decode_json(body)?;
                 let mut v = Validation::new();
-                check_stream_ref(&mut v, &input.stream);
+                input.stream.check(&mut v);
                 v.required("tags", input.tags.as_ref());
                 v.count("tags", input.tags.as_ref().map(BTreeMap::len), 1, MAX_TAGS);
                 if let Some(tags) = &input.tags {
@@ -110,25 +91,14 @@ impl VideoService {
                     );
                 }
                 v.finish()?;
-                let stream = self
-                    .resolve(
-                        input.stream.stream_name.as_deref(),
-                        input.stream.stream_arn.as_deref(),
-                    )
-                    .await?;
+                let stream = self.resolve_ref(&input.stream).await?;
                 self.add_tags(stream, input.tags.unwrap_or_default()).await
             }
             TagResource => {
                 let input: TagResourceInput = decode_json(body)?;
                 let mut v = Validation::new();
                 v.required("resourceARN", input.resource_arn.as_ref());
-                v.string(
-                    "resourceARN",
-                    input.resource_arn.as_deref(),
-                    1,
-                    1024,
-                    &validate::ARN,
-                );
+                v.check(&validate::RESOURCE_ARN, input.resource_arn.as_deref());
                 v.required("tags", input.tags.as_ref());
                 v.count("tags", input.tags.as_ref().map(Vec::len), 1, MAX_TAGS);
                 let mut tags = BTreeMap::new();
@@ -151,7 +121,7 @@ impl VideoService {
             UntagStream => {
                 let input: UntagStreamInput = decode_json(body)?;
                 let mut v = Validation::new();
-                check_stream_ref(&mut v, &input.stream);
+                input.stream.check(&mut v);
                 v.required("tagKeyList", input.tag_key_list.as_ref());
                 v.count(
                     "tagKeyList",
@@ -160,12 +130,7 @@ impl VideoService {
                     MAX_TAGS,
                 );
                 v.finish()?;
-                let stream = self
-                    .resolve(
-                        input.stream.stream_name.as_deref(),
-                        input.stream.stream_arn.as_deref(),
-                    )
-                    .await?;
+                let stream = self.resolve_ref(&input.stream).await?;
                 self.remove_tags(stream, input.tag_key_list.unwrap_or_default())
                     .await
             }
@@ -173,13 +138,7 @@ impl VideoService {
                 let input: UntagResourceInput = decode_json(body)?;
                 let mut v = Validation::new();
                 v.required("resourceARN", input.resource_arn.as_ref());
-                v.string(
-                    "resourceARN",
-                    input.resource_arn.as_deref(),
-                    1,
-                    1024,
-                    &validate::ARN,
-                );
+                v.check(&validate::RESOURCE_ARN, input.resource_arn.as_deref());
                 v.required("tagKeyList", input.tag_key_list.as_ref());
                 v.count(
                     "tagKeyList",
@@ -195,41 +154,18 @@ impl VideoService {
             ListTagsForStream => {
                 let input: ListTagsForStreamInput = decode_json(body)?;
                 let mut v = Validation::new();
-                check_stream_ref(&mut v, &input.stream);
-                v.string(
-                    "nextToken",
-                    input.next_token.as_deref(),
-                    0,
-                    1024,
-                    &validate::NEXT_TOKEN,
-                );
+                input.stream.check(&mut v);
+                v.check(&validate::NEXT_TOKEN_RULE, input.next_token.as_deref());
                 v.finish()?;
-                let stream = self
-                    .resolve(
-                        input.stream.stream_name.as_deref(),
-                        input.stream.stream_arn.as_deref(),
-                    )
-                    .await?;
+                let stream = self.resolve_ref(&input.stream).await?;
                 Ok(json!({ "Tags": stream.tags }))
             }
             ListTagsForResource => {
                 let input: ListTagsForResourceInput = decode_json(body)?;
                 let mut v = Validation::new();
                 v.required("resourceARN", input.resource_arn.as_ref());
-                v.string(
-                    "resourceARN",
-                    input.resource_arn.as_deref(),
-                    1,
-                    1024,
-                    &validate::ARN,
-                );
-                v.string(
-                    "nextToken",
-                    input.next_token.as_deref(),
-                    0,
-                    1024,
-                    &validate::NEXT_TOKEN,
-                );
+                v.check(&validate::RESOURCE_ARN, input.resource_arn.as_deref());
+                v.check(&validate::NEXT_TOKEN_RULE, input.next_token.as_deref());
                 v.finish()?;
                 let stream = self.resolve(None, input.resource_arn.as_deref()).await?;
                 Ok(json!({ "Tags": stream.tags }))
@@ -243,34 +179,10 @@ impl VideoService {
     async fn create_stream(&self, input: CreateStreamInput) -> Result<Value, AwsError> {
         let mut v = Validation::new();
         v.required("streamName", input.stream_name.as_ref());
-        v.string(
-            "streamName",
-            input.stream_name.as_deref(),
-            1,
-            256,
-            &validate::NAME,
-        );
-        v.string(
-            "deviceName",
-            input.device_name.as_deref(),
-            1,
-            128,
-            &validate::NAME,
-        );
-        v.string(
-            "mediaType",
-            input.media_type.as_deref(),
-            1,
-            128,
-            &validate::MEDIA_TYPE,
-        );
-        v.string(
-            "kmsKeyId",
-            input.kms_key_id.as_deref(),
-            1,
-            2048,
-            &validate::ANY,
-        );
+        v.check(&validate::STREAM_NAME, input.stream_name.as_deref());
+        v.check(&validate::DEVICE_NAME, input.device_name.as_deref());
+        v.check(&validate::MEDIA_TYPE_RULE, input.media_type.as_deref());
+        v.check(&validate::KMS_KEY_ID, input.kms_key_id.as_deref());
         v.int(
             "dataRetentionInHours",
             input.data_retention_in_hours,
@@ -309,13 +221,7 @@ impl VideoService {
     async fn list_streams(&self, input: ListStreamsInput) -> Result<Value, AwsError> {
         let mut v = Validation::new();
         v.int("maxResults", input.max_results, 1, 10_000);
-        v.string(
-            "nextToken",
-            input.next_token.as_deref(),
-            0,
-            1024,
-            &validate::NEXT_TOKEN,
-        );
+        v.check(&validate::NEXT_TOKEN_RULE, input.next_token.as_deref());
         let condition = input.stream_name_condition.as_ref();
         v.one_of(
             "streamNameCondition.comparisonOperator",
@@ -356,20 +262,8 @@ impl VideoService {
     async fn delete_stream(&self, input: DeleteStreamInput) -> Result<Value, AwsError> {
         let mut v = Validation::new();
         v.required("streamARN", input.stream_arn.as_ref());
-        v.string(
-            "streamARN",
-            input.stream_arn.as_deref(),
-            1,
-            1024,
-            &validate::ARN,
-        );
-        v.string(
-            "currentVersion",
-            input.current_version.as_deref(),
-            1,
-            64,
-            &validate::VERSION,
-        );
+        v.check(&validate::STREAM_ARN, input.stream_arn.as_deref());
+        v.check(&validate::CURRENT_VERSION, input.current_version.as_deref());
         v.finish()?;
         let stream = self.resolve(None, input.stream_arn.as_deref()).await?;
         let id = stream.id;
@@ -383,36 +277,13 @@ impl VideoService {
 
     async fn update_stream(&self, input: UpdateStreamInput) -> Result<Value, AwsError> {
         let mut v = Validation::new();
-        check_stream_ref(&mut v, &input.stream);
+        input.stream.check(&mut v);
         v.required("currentVersion", input.current_version.as_ref());
-        v.string(
-            "currentVersion",
-            input.current_version.as_deref(),
-            1,
-            64,
-            &validate::VERSION,
-        );
-        v.string(
-            "deviceName",
-            input.device_name.as_deref(),
-            1,
-            128,
-            &validate::NAME,
-        );
-        v.string(
-            "mediaType",
-            input.media_type.as_deref(),
-            1,
-            128,
-            &validate::MEDIA_TYPE,
-        );
+        v.check(&validate::CURRENT_VERSION, input.current_version.as_deref());
+        v.check(&validate::DEVICE_NAME, input.device_name.as_deref());
+        v.check(&validate::MEDIA_TYPE_RULE, input.media_type.as_deref());
         v.finish()?;
-        let stream = self
-            .resolve(
-                input.stream.stream_name.as_deref(),
-                input.stream.stream_arn.as_deref(),
-            )
-            .await?;
+        let stream = self.resolve_ref(&input.stream).await?;
         let update = StreamUpdate {
             device_name: input.device_name,
             media_type: input.media_type,
@@ -428,15 +299,9 @@ impl VideoService {
         input: UpdateDataRetentionInput,
     ) -> Result<Value, AwsError> {
         let mut v = Validation::new();
-        check_stream_ref(&mut v, &input.stream);
+        input.stream.check(&mut v);
         v.required("currentVersion", input.current_version.as_ref());
-        v.string(
-            "currentVersion",
-            input.current_version.as_deref(),
-            1,
-            64,
-            &validate::VERSION,
-        );
+        v.check(&validate::CURRENT_VERSION, input.current_version.as_deref());
         v.required("operation", input.operation.as_ref());
         v.one_of(
             "operation",
@@ -454,12 +319,7 @@ impl VideoService {
             i64::from(i32::MAX),
         );
         v.finish()?;
-        let stream = self
-            .resolve(
-                input.stream.stream_name.as_deref(),
-                input.stream.stream_arn.as_deref(),
-            )
-            .await?;
+        let stream = self.resolve_ref(&input.stream).await?;
         let change = input.data_retention_change_in_hours.unwrap_or(0);
         let target = match input.operation.as_deref() {
             Some("INCREASE_DATA_RETENTION") => stream.retention_hours + change,
@@ -496,15 +356,11 @@ impl VideoService {
         ctx: &RequestContext,
     ) -> Result<Value, AwsError> {
         let mut v = Validation::new();
-        check_stream_ref(&mut v, &input.stream);
+        input.stream.check(&mut v);
         v.required("aPIName", input.api_name.as_ref());
         v.one_of("aPIName", input.api_name.as_deref(), API_NAMES);
         v.finish()?;
-        self.resolve(
-            input.stream.stream_name.as_deref(),
-            input.stream.stream_arn.as_deref(),
-        )
-        .await?;
+        self.resolve_ref(&input.stream).await?;
         let host = self.config.advertise_host.as_deref().unwrap_or(&ctx.host);
         let host = if host.contains(':') && !host.starts_with('[') {
             format!("[{host}]") // an IPv6 literal

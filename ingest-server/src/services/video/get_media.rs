@@ -61,20 +61,7 @@ impl VideoService {
     ) -> Result<Response<ResponseBody>, AwsError> {
         let input: GetMediaInput = decode_json(body)?;
         let mut v = Validation::new();
-        v.string(
-            "streamName",
-            input.stream.stream_name.as_deref(),
-            1,
-            256,
-            &validate::NAME,
-        );
-        v.string(
-            "streamARN",
-            input.stream.stream_arn.as_deref(),
-            1,
-            1024,
-            &validate::ARN,
-        );
+        input.stream.check(&mut v);
         v.required("startSelector", input.start_selector.as_ref());
         let selector = input.start_selector.as_ref();
         let kind = selector.and_then(|s| s.start_selector_type.as_deref());
@@ -97,12 +84,7 @@ impl VideoService {
         v.finish()?;
         let selector =
             selector.ok_or_else(|| AwsError::invalid_argument("StartSelector is required."))?;
-        let stream = self
-            .resolve(
-                input.stream.stream_name.as_deref(),
-                input.stream.stream_arn.as_deref(),
-            )
-            .await?;
+        let stream = self.resolve_ref(&input.stream).await?;
         let id = stream.id;
         // Subscribe before looking at the index, so no fragment stored meanwhile is missed.
         let live = self.live.subscribe(id);
@@ -233,20 +215,7 @@ impl VideoService {
     ) -> Result<Response<ResponseBody>, AwsError> {
         let input: GetMediaForFragmentListInput = decode_json(body)?;
         let mut v = Validation::new();
-        v.string(
-            "streamName",
-            input.stream.stream_name.as_deref(),
-            1,
-            256,
-            &validate::NAME,
-        );
-        v.string(
-            "streamARN",
-            input.stream.stream_arn.as_deref(),
-            1,
-            1024,
-            &validate::ARN,
-        );
+        input.stream.check(&mut v);
         v.required("fragments", input.fragments.as_ref());
         v.count("fragments", input.fragments.as_ref().map(Vec::len), 1, 1000);
         for number in input.fragments.iter().flatten() {
@@ -259,12 +228,7 @@ impl VideoService {
             );
         }
         v.finish()?;
-        let stream = self
-            .resolve(
-                input.stream.stream_name.as_deref(),
-                input.stream.stream_arn.as_deref(),
-            )
-            .await?;
+        let stream = self.resolve_ref(&input.stream).await?;
         let (tx, body) = channel(2);
         let service = Arc::clone(self);
         let numbers = input.fragments.unwrap_or_default();

@@ -22,20 +22,7 @@ impl VideoService {
     pub(super) async fn list_fragments(&self, body: &[u8]) -> Result<Value, AwsError> {
         let input: ListFragmentsInput = decode_json(body)?;
         let mut v = Validation::new();
-        v.string(
-            "streamName",
-            input.stream.stream_name.as_deref(),
-            1,
-            256,
-            &validate::NAME,
-        );
-        v.string(
-            "streamARN",
-            input.stream.stream_arn.as_deref(),
-            1,
-            1024,
-            &validate::ARN,
-        );
+        input.stream.check(&mut v);
         v.int("maxResults", input.max_results, 1, 1000);
         v.string(
             "nextToken",
@@ -93,12 +80,7 @@ impl VideoService {
             }
             None => None,
         };
-        let stream = self
-            .resolve(
-                input.stream.stream_name.as_deref(),
-                input.stream.stream_arn.as_deref(),
-            )
-            .await?;
+        let stream = self.resolve_ref(&input.stream).await?;
         let after_seq = match &input.next_token {
             Some(token) => Some(
                 decode_token(token)

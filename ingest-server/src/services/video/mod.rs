@@ -81,40 +81,41 @@ impl VideoService {
         name: Option<&str>,
         arn: Option<&str>,
     ) -> Result<StreamRecord, AwsError> {
-        let key = match (name, arn) {
+        let (by_arn, value) = match (name, arn) {
             (Some(_), Some(_)) => {
                 return Err(AwsError::invalid_argument(
                     "Specify either the StreamName or the StreamARN, not both.",
                 ));
             }
-            (Some(n), None) => StreamKey::Name(n),
-            (None, Some(a)) => StreamKey::Arn(a),
+            (Some(n), None) => (false, n.to_owned()),
+            (None, Some(a)) => (true, a.to_owned()),
             (None, None) => {
                 return Err(AwsError::invalid_argument(
                     "Either the StreamName or the StreamARN must be specified.",
                 ));
             }
         };
-        let owned: (Option<String>, Option<String>) = match key {
-            StreamKey::Name(n) => (Some(n.to_owned()), None),
-            StreamKey::Arn(a) => (None, Some(a.to_owned())),
-        };
+        let shown = value.clone();
         let found = self
             .store_call(move |store| {
-                let key = match (&owned.0, &owned.1) {
-                    (Some(n), _) => StreamKey::Name(n),
-                    (None, Some(a)) => StreamKey::Arn(a),
-                    (None, None) => unreachable!("one of them is set above"),
-                };
-                store.stream(key)
+                store.stream(if by_arn {
+                    StreamKey::Arn(&value)
+                } else {
+                    StreamKey::Name(&value)
+                })
             })
             .await?;
         found.ok_or_else(|| {
             AwsError::not_found(format!(
-                "The requested stream {} was not found or does not exist.",
-                name.or(arn).unwrap_or_default()
+                "The requested stream {shown} was not found or does not exist."
             ))
         })
+    }
+
+    /// Resolves a request's `StreamName` / `StreamARN`.
+    async fn resolve_ref(&self, stream: &shapes::StreamRef) -> Result<StreamRecord, AwsError> {
+        self.resolve(stream.stream_name.as_deref(), stream.stream_arn.as_deref())
+            .await
     }
 
     /// Serves a JSON operation whose whole body has been read and authenticated.

@@ -108,14 +108,8 @@ fn parse_headers(parts: &http::request::Parts) -> Result<PutMediaHeaders, AwsErr
     let stream_name = header(parts, "x-amzn-stream-name").map(str::to_owned);
     let stream_arn = header(parts, "x-amzn-stream-arn").map(str::to_owned);
     let mut v = validate::Validation::new();
-    v.string(
-        "streamName",
-        stream_name.as_deref(),
-        1,
-        256,
-        &validate::NAME,
-    );
-    v.string("streamARN", stream_arn.as_deref(), 1, 1024, &validate::ARN);
+    v.check(&validate::STREAM_NAME, stream_name.as_deref());
+    v.check(&validate::STREAM_ARN, stream_arn.as_deref());
     let timecode_type = header(parts, "x-amzn-fragment-timecode-type");
     v.required("fragmentTimecodeType", timecode_type.as_ref());
     v.one_of(
@@ -159,7 +153,10 @@ fn parse_headers(parts: &http::request::Parts) -> Result<PutMediaHeaders, AwsErr
 /// milliseconds (for three digits both readings agree); longer fractions are decimal.
 fn parse_start_timestamp(value: &str) -> Option<i64> {
     let (secs, frac) = value.trim().split_once('.').unwrap_or((value.trim(), ""));
-    if secs.is_empty() || !secs.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
+    if secs.is_empty()
+        || !secs.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
         return None;
     }
     let secs: i64 = secs.parse().ok()?;
@@ -234,7 +231,9 @@ impl VideoService {
         // Reading before answering makes hyper send `100 Continue` to a client that
         // asked for it (curl, as the AWS producer SDK uses it, otherwise waits a second
         // before it sends the body); the frame read goes to the upload.
-        let first = tokio::time::timeout(FIRST_BYTES_WAIT, body.frame()).await.ok();
+        let first = tokio::time::timeout(FIRST_BYTES_WAIT, body.frame())
+            .await
+            .ok();
         let (tx, ack_body) = channel(64);
         tracing::info!(stream = %stream.name, request_id = %ctx.request_id, "PutMedia started.");
         let upload = Upload {
@@ -344,7 +343,9 @@ impl Upload {
             };
             match frame {
                 Some(Ok(frame)) => {
-                    let Ok(data) = frame.into_data() else { continue };
+                    let Ok(data) = frame.into_data() else {
+                        continue;
+                    };
                     if data.is_empty() {
                         continue;
                     }
@@ -736,11 +737,23 @@ mod tests {
 
     #[test]
     fn start_timestamps_read_like_the_c_producer_writes_them() {
-        assert_eq!(parse_start_timestamp("1700000000.47"), Some(1_700_000_000_047));
-        assert_eq!(parse_start_timestamp("1700000000.5"), Some(1_700_000_000_005));
-        assert_eq!(parse_start_timestamp("1700000000.470"), Some(1_700_000_000_470));
+        assert_eq!(
+            parse_start_timestamp("1700000000.47"),
+            Some(1_700_000_000_047)
+        );
+        assert_eq!(
+            parse_start_timestamp("1700000000.5"),
+            Some(1_700_000_000_005)
+        );
+        assert_eq!(
+            parse_start_timestamp("1700000000.470"),
+            Some(1_700_000_000_470)
+        );
         assert_eq!(parse_start_timestamp("1700000000"), Some(1_700_000_000_000));
-        assert_eq!(parse_start_timestamp("1700000000.4705"), Some(1_700_000_000_471));
+        assert_eq!(
+            parse_start_timestamp("1700000000.4705"),
+            Some(1_700_000_000_471)
+        );
         assert_eq!(parse_start_timestamp("-1.0"), None);
         assert_eq!(parse_start_timestamp("abc"), None);
         assert_eq!(parse_start_timestamp("99999999999999999999"), None);

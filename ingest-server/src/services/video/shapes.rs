@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::protocol::validate::{self, Validation};
 use crate::storage::{FragmentRecord, StreamRecord};
 
 /// An epoch timestamp in seconds: an integer (boto3) or a fraction (Java, JS SDKs).
@@ -44,6 +45,15 @@ pub(super) struct StreamRef {
     pub(super) stream_name: Option<String>,
     #[serde(rename = "StreamARN")]
     pub(super) stream_arn: Option<String>,
+}
+
+impl StreamRef {
+    /// Checks both members against the model (which one is required is checked when
+    /// the stream is resolved).
+    pub(super) fn check(&self, v: &mut Validation) {
+        v.check(&validate::STREAM_NAME, self.stream_name.as_deref());
+        v.check(&validate::STREAM_ARN, self.stream_arn.as_deref());
+    }
 }
 
 #[derive(Debug, Deserialize)]
