@@ -94,10 +94,15 @@ def test_body_resuming_mid_stream_gets_a_retriable_error(server, stream_name, cl
     kvs = ebml.to_kvs_mkv(clip4, timecode_base=start)
     # The body starts at bare SimpleBlocks of fragment 1 (its Cluster header is gone).
     headerless = b"".join(ebml.simple_block(*block) for block in kvs.fragments[1].blocks[1:])
-    res = server.put_media(stream_name, [headerless, kvs.fragments[2].data], start_timestamp_ms=start, complete_timeout=10)
+    # The producer keeps writing its backlog (~1 MB) after the error; the server reads
+    # it for a moment so the producer gets the ack rather than a reset mid-write.
+    backlog = [f.data for f in kvs.fragments[2:]] * 4
+    res = server.put_media(stream_name, [headerless, *backlog], start_timestamp_ms=start, complete_timeout=10)
     assert res.status == 200
     errs = errors(res)
     assert errs and errs[0]["ErrorId"] == 4000 and errs[0]["ErrorCode"] == "STREAM_READ_ERROR", res.acks
+    assert res.send_error is None, res.send_error
+    assert res.response_complete, "the ack response must end cleanly after the error"
     assert server.archived().list_fragments(StreamName=stream_name)["Fragments"] == []
     # The producer's retry, with a fresh header, is stored whole.
     res2 = server.put_media(stream_name, kvs.parts(), start_timestamp_ms=start, wait_persisted_timecode=kvs.fragments[-1].timecode)

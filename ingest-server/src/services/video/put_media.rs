@@ -270,6 +270,10 @@ impl VideoService {
 /// One read from a request body: a frame, a read error, or the end.
 type BodyFrame<B> = Option<Result<http_body::Frame<Bytes>, <B as http_body::Body>::Error>>;
 
+/// How long, and how much, of a failed upload's remaining body is read and discarded.
+const DISCARD_AFTER_ERROR_FOR: Duration = Duration::from_secs(1);
+const DISCARD_AFTER_ERROR_BYTES: usize = 16 * 1024 * 1024;
+
 /// How long PutMedia waits for the first body bytes before answering anyway.
 const FIRST_BYTES_WAIT: Duration = Duration::from_secs(2);
 
@@ -352,6 +356,7 @@ impl Upload {
                     last_data = Instant::now();
                     self.parser.push(&data);
                     if let Flow::Stop = self.drain(false).await {
+                        self.end_after_error(&mut body).await;
                         break;
                     }
                 }
@@ -368,6 +373,27 @@ impl Upload {
             }
         }
         tracing::info!(stream = %self.stream.name, fragments = self.stored, "PutMedia ended.");
+    }
+
+    /// After an ERROR ack that ends the upload: finishes the ack response, then keeps
+    /// reading (and discarding) what the producer is still sending for a moment, so it
+    /// reads the ack instead of hitting a reset connection mid-write (the AWS producer
+    /// SDK then handles the error id, e.g. re-sends after 4000).
+    async fn end_after_error<B>(&mut self, body: &mut B)
+    where
+        B: http_body::Body<Data = Bytes> + Unpin,
+    {
+        self.acks = None;
+        let mut discarded = 0usize;
+        let _ = tokio::time::timeout(DISCARD_AFTER_ERROR_FOR, async {
+            while let Some(Ok(frame)) = body.frame().await {
+                discarded += frame.data_ref().map_or(0, Bytes::len);
+                if discarded > DISCARD_AFTER_ERROR_BYTES {
+                    break;
+                }
+            }
+        })
+        .await;
     }
 
     async fn ack(&self, ack: serde_json::Value) {
