@@ -32,7 +32,7 @@ fn write_one(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<(Duration, 
         .truncate(true)
         .open(&path)
         .with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(&bytes)?;
+    f.write_all(bytes)?;
     let t1 = Instant::now();
     f.sync_data()?;
     File::open(dir)?.sync_all()?;
@@ -45,7 +45,12 @@ fn rec(h: &mut Histogram<u64>, d: Duration) {
 }
 
 /// Back-to-back writes for `duration` on `threads` threads (each its own subdirectory).
-fn phase_max(dir: &Path, frags: &Arc<Vec<Vec<u8>>>, duration: Duration, threads: usize) -> anyhow::Result<PhaseStats> {
+fn phase_max(
+    dir: &Path,
+    frags: &Arc<Vec<Vec<u8>>>,
+    duration: Duration,
+    threads: usize,
+) -> anyhow::Result<PhaseStats> {
     let start = Instant::now();
     let end = start + duration;
     let mut handles = Vec::new();
@@ -53,21 +58,23 @@ fn phase_max(dir: &Path, frags: &Arc<Vec<Vec<u8>>>, duration: Duration, threads:
         let sub = dir.join(format!("max-{t}"));
         std::fs::create_dir_all(&sub)?;
         let frags = Arc::clone(frags);
-        handles.push(std::thread::spawn(move || -> anyhow::Result<(u64, u64, Histogram<u64>, Histogram<u64>)> {
-            let (mut files, mut bytes) = (0u64, 0u64);
-            let (mut sync, mut total) = (new_hist(), new_hist());
-            let mut i = 0usize;
-            while Instant::now() < end {
-                let f = &frags[i % frags.len()];
-                let (s, tt) = write_one(&sub, &format!("{i}.mkv"), f)?;
-                rec(&mut sync, s);
-                rec(&mut total, tt);
-                files += 1;
-                bytes += f.len() as u64;
-                i += 1;
-            }
-            Ok((files, bytes, sync, total))
-        }));
+        handles.push(std::thread::spawn(
+            move || -> anyhow::Result<(u64, u64, Histogram<u64>, Histogram<u64>)> {
+                let (mut files, mut bytes) = (0u64, 0u64);
+                let (mut sync, mut total) = (new_hist(), new_hist());
+                let mut i = 0usize;
+                while Instant::now() < end {
+                    let f = &frags[i % frags.len()];
+                    let (s, tt) = write_one(&sub, &format!("{i}.mkv"), f)?;
+                    rec(&mut sync, s);
+                    rec(&mut total, tt);
+                    files += 1;
+                    bytes += f.len() as u64;
+                    i += 1;
+                }
+                Ok((files, bytes, sync, total))
+            },
+        ));
     }
     let mut out = PhaseStats {
         files: 0,
@@ -78,7 +85,9 @@ fn phase_max(dir: &Path, frags: &Arc<Vec<Vec<u8>>>, duration: Duration, threads:
         lag: new_hist(),
     };
     for h in handles {
-        let (f, b, s, t) = h.join().map_err(|_| anyhow::anyhow!("writer thread panicked"))??;
+        let (f, b, s, t) = h
+            .join()
+            .map_err(|_| anyhow::anyhow!("writer thread panicked"))??;
         out.files += f;
         out.bytes += b;
         out.sync.add(&s)?;
@@ -89,7 +98,12 @@ fn phase_max(dir: &Path, frags: &Arc<Vec<Vec<u8>>>, duration: Duration, threads:
 }
 
 /// Writes paced at `rate` bytes/s in aggregate (one fragment at a time, evenly spaced).
-fn phase_paced(dir: &Path, frags: &[Vec<u8>], duration: Duration, rate: f64) -> anyhow::Result<PhaseStats> {
+fn phase_paced(
+    dir: &Path,
+    frags: &[Vec<u8>],
+    duration: Duration,
+    rate: f64,
+) -> anyhow::Result<PhaseStats> {
     let sub = dir.join("paced");
     std::fs::create_dir_all(&sub)?;
     let mean = frags.iter().map(|f| f.len()).sum::<usize>() as f64 / frags.len() as f64;
@@ -157,16 +171,28 @@ pub(crate) fn run(
             .map(|i| source.fragment(i, 1_700_000_000_000 + i as u64 * 1000))
             .collect(),
     );
-    eprintln!("loadgen: fsync baseline (max speed, {threads} thread(s), {:.0}s) in {}", duration.as_secs_f64(), dir.display());
+    eprintln!(
+        "loadgen: fsync baseline (max speed, {threads} thread(s), {:.0}s) in {}",
+        duration.as_secs_f64(),
+        dir.display()
+    );
     let max = phase_max(&dir, &frags, duration, threads.max(1))?;
     let paced = if bytes_per_sec > 0.0 {
-        eprintln!("loadgen: fsync baseline (paced at {:.1} MB/s, {:.0}s)", bytes_per_sec / 1e6, duration.as_secs_f64());
+        eprintln!(
+            "loadgen: fsync baseline (paced at {:.1} MB/s, {:.0}s)",
+            bytes_per_sec / 1e6,
+            duration.as_secs_f64()
+        );
         Some(phase_paced(&dir, &frags, duration, bytes_per_sec)?)
     } else {
         None
     };
     let max_mbps = max.bytes as f64 / max.elapsed.as_secs_f64();
-    let per_stream = if stream_bytes_per_sec > 0.0 { stream_bytes_per_sec } else { source.bytes_per_sec() };
+    let per_stream = if stream_bytes_per_sec > 0.0 {
+        stream_bytes_per_sec
+    } else {
+        source.bytes_per_sec()
+    };
     let result = json!({
         "kind": "fsync-baseline",
         "dir": dir.display().to_string(),
@@ -183,7 +209,10 @@ pub(crate) fn run(
     // Clean up what we wrote.
     for sub in std::fs::read_dir(&dir)? {
         let p = sub?.path();
-        if p.is_dir() && p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("max-") || n == "paced") {
+        if p.is_dir()
+            && p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("max-") || n == "paced")
+        {
             let _ = std::fs::remove_dir_all(&p);
         }
     }

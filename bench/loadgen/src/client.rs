@@ -28,7 +28,9 @@ impl Endpoint {
             .strip_prefix("https://")
             .with_context(|| format!("endpoint {url} must start with https://"))?;
         let rest = rest.trim_end_matches('/');
-        let (host, port) = rest.rsplit_once(':').with_context(|| format!("endpoint {url} needs a port"))?;
+        let (host, port) = rest
+            .rsplit_once(':')
+            .with_context(|| format!("endpoint {url} needs a port"))?;
         Ok(Self {
             host: host.to_string(),
             port: port.parse().context("endpoint port")?,
@@ -82,7 +84,13 @@ impl Client {
 
     /// Returns the signature headers (x-amz-date, authorization) for a request with the
     /// given headers; `body` `None` signs the empty-body hash (streamed PutMedia body).
-    pub(crate) fn sign(&self, path: &str, ep: &Endpoint, headers: &[(&str, String)], body: &[u8]) -> anyhow::Result<Vec<(String, String)>> {
+    pub(crate) fn sign(
+        &self,
+        path: &str,
+        ep: &Endpoint,
+        headers: &[(&str, String)],
+        body: &[u8],
+    ) -> anyhow::Result<Vec<(String, String)>> {
         let settings = SigningSettings::default();
         let params = v4::SigningParams::builder()
             .identity(&self.identity)
@@ -107,7 +115,13 @@ impl Client {
     }
 
     /// A complete request head (status line + headers + blank line).
-    pub(crate) fn request_head(&self, path: &str, ep: &Endpoint, mut headers: Vec<(&str, String)>, body: &[u8]) -> anyhow::Result<Vec<u8>> {
+    pub(crate) fn request_head(
+        &self,
+        path: &str,
+        ep: &Endpoint,
+        mut headers: Vec<(&str, String)>,
+        body: &[u8],
+    ) -> anyhow::Result<Vec<u8>> {
         headers.insert(0, ("host", ep.authority()));
         let sig = self.sign(path, ep, &headers, body)?;
         let mut head = format!("POST {path} HTTP/1.1\r\n");
@@ -122,7 +136,12 @@ impl Client {
     }
 
     /// A JSON request with a Content-Length body; returns (status, body).
-    pub(crate) async fn json_call(&self, ep: &Endpoint, path: &str, body: &serde_json::Value) -> anyhow::Result<(u16, Vec<u8>)> {
+    pub(crate) async fn json_call(
+        &self,
+        ep: &Endpoint,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> anyhow::Result<(u16, Vec<u8>)> {
         let body = serde_json::to_vec(body)?;
         let head = self.request_head(
             path,
@@ -149,13 +168,17 @@ impl Client {
 }
 
 fn read_credentials(path: &Path) -> anyhow::Result<(String, String)> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading credentials {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading credentials {}", path.display()))?;
     let mut section = String::new();
     let (mut key, mut secret) = (None, None);
     for line in text.lines() {
         let line = line.trim();
         if line.starts_with('[') {
-            section = line.trim_matches(|c| c == '[' || c == ']').trim().to_string();
+            section = line
+                .trim_matches(|c| c == '[' || c == ']')
+                .trim()
+                .to_string();
             continue;
         }
         if section != "default" {
@@ -281,14 +304,18 @@ impl<R: AsyncRead + Unpin> HttpReader<R> {
     }
 
     /// Next piece of body data; `None` at the end of the body.
-    pub(crate) async fn next_body_chunk(&mut self, head: &ResponseHead) -> anyhow::Result<Option<Vec<u8>>> {
+    pub(crate) async fn next_body_chunk(
+        &mut self,
+        head: &ResponseHead,
+    ) -> anyhow::Result<Option<Vec<u8>>> {
         if self.done {
             return Ok(None);
         }
         if head.chunked {
             let line = self.read_line().await?;
             let size_str = line.split(';').next().unwrap_or("").trim();
-            let size = usize::from_str_radix(size_str, 16).with_context(|| format!("bad chunk size {line:?}"))?;
+            let size = usize::from_str_radix(size_str, 16)
+                .with_context(|| format!("bad chunk size {line:?}"))?;
             if size == 0 {
                 // Trailers until blank line.
                 loop {

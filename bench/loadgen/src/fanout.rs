@@ -19,8 +19,16 @@ struct ReaderResult {
     head: Vec<u8>,
 }
 
-async fn one_reader(client: Client, ep: Endpoint, stream: String, t0: Instant, keep_head: bool) -> anyhow::Result<ReaderResult> {
-    let body = serde_json::to_vec(&json!({"StreamName": stream, "StartSelector": {"StartSelectorType": "EARLIEST"}}))?;
+async fn one_reader(
+    client: Client,
+    ep: Endpoint,
+    stream: String,
+    t0: Instant,
+    keep_head: bool,
+) -> anyhow::Result<ReaderResult> {
+    let body = serde_json::to_vec(
+        &json!({"StreamName": stream, "StartSelector": {"StartSelectorType": "EARLIEST"}}),
+    )?;
     let head = client.request_head(
         "/getMedia",
         &ep,
@@ -42,7 +50,11 @@ async fn one_reader(client: Client, ep: Endpoint, stream: String, t0: Instant, k
         while let Ok(Some(c)) = reader.next_body_chunk(&resp).await {
             b.extend_from_slice(&c);
         }
-        bail!("GetMedia HTTP {}: {}", resp.status, String::from_utf8_lossy(&b));
+        bail!(
+            "GetMedia HTTP {}: {}",
+            resp.status,
+            String::from_utf8_lossy(&b)
+        );
     }
     let mut out = ReaderResult {
         bytes: 0,
@@ -73,8 +85,13 @@ fn stream_id_from(head: &[u8]) -> Option<u64> {
     let tag = b"AWS_KINESISVIDEO_FRAGMENT_NUMBER";
     let at = head.windows(tag.len()).position(|w| w == tag)? + tag.len();
     let rest = &head[at..(at + 64).min(head.len())];
-    let start = rest.windows(47).position(|w| w.iter().all(u8::is_ascii_digit) && w.starts_with(b"91"))?;
-    std::str::from_utf8(&rest[start + 2..start + 12]).ok()?.parse().ok()
+    let start = rest
+        .windows(47)
+        .position(|w| w.iter().all(u8::is_ascii_digit) && w.starts_with(b"91"))?;
+    std::str::from_utf8(&rest[start + 2..start + 12])
+        .ok()?
+        .parse()
+        .ok()
 }
 
 fn list_fragment_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
@@ -84,7 +101,11 @@ fn list_fragment_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "mkv"))
         .map(|p| {
-            let n = p.file_stem().and_then(|s| s.to_str()).and_then(|s| s.parse().ok()).unwrap_or(u64::MAX);
+            let n = p
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(u64::MAX);
             (n, p)
         })
         .collect();
@@ -121,7 +142,13 @@ pub(crate) async fn run(
     let t0 = Instant::now();
     let mut set = tokio::task::JoinSet::new();
     for i in 0..readers {
-        set.spawn(one_reader(client.clone(), ep.clone(), stream.clone(), t0, i == 0));
+        set.spawn(one_reader(
+            client.clone(),
+            ep.clone(),
+            stream.clone(),
+            t0,
+            i == 0,
+        ));
     }
     let mut results = Vec::new();
     let mut errors = Vec::new();
@@ -140,7 +167,11 @@ pub(crate) async fn run(
         .map(|d| d.as_secs_f64())
         .unwrap_or(wall_end);
     let gm_mbps = total as f64 / last_byte / 1e6;
-    let head = results.iter().find(|r| !r.head.is_empty()).map(|r| r.head.clone()).unwrap_or_default();
+    let head = results
+        .iter()
+        .find(|r| !r.head.is_empty())
+        .map(|r| r.head.clone())
+        .unwrap_or_default();
 
     // The files, R times in parallel (after one warm-up pass, so both sides read page cache).
     let frag_dir = match (fragment_dir, data_dir) {
@@ -161,7 +192,9 @@ pub(crate) async fn run(
             .collect();
         let mut cat_total = 0;
         for h in handles {
-            cat_total += h.join().map_err(|_| anyhow::anyhow!("reader thread panicked"))??;
+            cat_total += h
+                .join()
+                .map_err(|_| anyhow::anyhow!("reader thread panicked"))??;
         }
         let secs = t.elapsed().as_secs_f64();
         Some(json!({

@@ -109,11 +109,17 @@ impl Shared {
 }
 
 fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// Creates a stream, tolerating "already exists".
-pub(crate) async fn create_stream(client: &Client, ep: &Endpoint, name: &str) -> anyhow::Result<()> {
+pub(crate) async fn create_stream(
+    client: &Client,
+    ep: &Endpoint,
+    name: &str,
+) -> anyhow::Result<()> {
     let (status, body) = client
         .json_call(
             ep,
@@ -138,7 +144,7 @@ pub(crate) async fn run(cfg: IngestConfig) -> anyhow::Result<Value> {
     let pid = cfg.server_pid.clone();
 
     // RSS/CPU sampler, every second, from before the streams exist.
-    let series = Arc::new(Mutex::new(Vec::<(f64, u64, f64)>::new()));
+    let series = Arc::new(Mutex::new(Vec::<(f64, u64, f64, u64)>::new()));
     let stop_sampler = Arc::new(Notify::new());
     let sampler = {
         let series = Arc::clone(&series);
@@ -153,8 +159,11 @@ pub(crate) async fn run(cfg: IngestConfig) -> anyhow::Result<Value> {
                     _ = stop.notified() => {}
                 }
                 let t = t_prog.elapsed().as_secs_f64();
-                if let (Some(rss), Some(cpu)) = (procstat::rss_kib(&pid), procstat::proc_cpu_secs(&pid)) {
-                    series.lock().unwrap().push((t, rss, cpu));
+                if let (Some(rss), Some(cpu)) =
+                    (procstat::rss_kib(&pid), procstat::proc_cpu_secs(&pid))
+                {
+                    let anon = procstat::status_kib(&pid, "RssAnon:").unwrap_or(0);
+                    series.lock().unwrap().push((t, rss, cpu, anon));
                 } else {
                     eprintln!("loadgen: server pid {pid} is gone");
                     return;
@@ -169,7 +178,9 @@ pub(crate) async fn run(cfg: IngestConfig) -> anyhow::Result<Value> {
     // Create the streams (a few at a time).
     let names: Vec<String> = match cfg.pacing {
         Pacing::Burst { .. } if cfg.streams == 1 => vec![cfg.prefix.clone()],
-        _ => (0..cfg.streams).map(|j| format!("{}-{j:04}", cfg.prefix)).collect(),
+        _ => (0..cfg.streams)
+            .map(|j| format!("{}-{j:04}", cfg.prefix))
+            .collect(),
     };
     let t_create = Instant::now();
     for batch in names.chunks(8) {
@@ -185,7 +196,10 @@ pub(crate) async fn run(cfg: IngestConfig) -> anyhow::Result<Value> {
         }
     }
     let create_secs = t_create.elapsed().as_secs_f64();
-    eprintln!("loadgen: created {} streams in {create_secs:.2}s", cfg.streams);
+    eprintln!(
+        "loadgen: created {} streams in {create_secs:.2}s",
+        cfg.streams
+    );
 
     let first_period = Duration::from_millis(cfg.source.durations_ms[0]);
     let lead_in = Duration::from_millis(1500);
@@ -219,7 +233,9 @@ pub(crate) async fn run(cfg: IngestConfig) -> anyhow::Result<Value> {
     };
 
     let mut tasks = tokio::task::JoinSet::new();
-    let states: Vec<Arc<StreamState>> = (0..cfg.streams).map(|_| Arc::new(StreamState::default())).collect();
+    let states: Vec<Arc<StreamState>> = (0..cfg.streams)
+        .map(|_| Arc::new(StreamState::default()))
+        .collect();
     for (j, name) in names.iter().enumerate() {
         let stagger = first_period.mul_f64(j as f64 / cfg.streams as f64);
         let (start, start_wall) = match cfg.pacing {
@@ -234,7 +250,8 @@ pub(crate) async fn run(cfg: IngestConfig) -> anyhow::Result<Value> {
         let st = Arc::clone(&states[j]);
         let name = name.clone();
         tasks.spawn(async move {
-            if let Err(e) = upload(&cfg, &shared, &st, &name, start, unix_ms(start_wall), end).await {
+            if let Err(e) = upload(&cfg, &shared, &st, &name, start, unix_ms(start_wall), end).await
+            {
                 shared.stream_failures.fetch_add(1, Relaxed);
                 shared.sample(format!("stream {name}: {e:#}"));
             }
@@ -244,24 +261,28 @@ pub(crate) async fn run(cfg: IngestConfig) -> anyhow::Result<Value> {
         r?;
     }
     let finished = Instant::now();
-    let ((wa_t, wa_srv, wa_m, wa_self), (wb_t, wb_srv, wb_m, wb_self)) = if finished >= window_start && matches!(cfg.pacing, Pacing::RealTime) {
-        // The last fragments go out up to a period before `end`: the window still runs to `end`.
-        window_task.await?
-    } else {
-        window_task.abort();
-        let now = (
-            Instant::now(),
-            pid.as_deref().and_then(procstat::proc_cpu_secs),
-            procstat::machine_cpu(),
-            procstat::proc_cpu_secs("self"),
-        );
-        (now, now)
-    };
+    let ((wa_t, wa_srv, wa_m, wa_self), (wb_t, wb_srv, wb_m, wb_self)) =
+        if finished >= window_start && matches!(cfg.pacing, Pacing::RealTime) {
+            // The last fragments go out up to a period before `end`: the window still runs to `end`.
+            window_task.await?
+        } else {
+            window_task.abort();
+            let now = (
+                Instant::now(),
+                pid.as_deref().and_then(procstat::proc_cpu_secs),
+                procstat::machine_cpu(),
+                procstat::proc_cpu_secs("self"),
+            );
+            (now, now)
+        };
     stop_sampler.notify_one();
     drop(stop_sampler);
     let _ = tokio::time::timeout(Duration::from_secs(3), sampler).await;
 
-    let missing: u64 = states.iter().map(|s| s.pending.lock().unwrap().len() as u64).sum();
+    let missing: u64 = states
+        .iter()
+        .map(|s| s.pending.lock().unwrap().len() as u64)
+        .sum();
     let window_secs = wb_t.duration_since(wa_t).as_secs_f64();
     let srv_cpu = match (wa_srv, wb_srv) {
         (Some(a), Some(b)) if window_secs > 0.0 => Some((b - a) / window_secs * 100.0),
@@ -284,10 +305,17 @@ pub(crate) async fn run(cfg: IngestConfig) -> anyhow::Result<Value> {
     };
 
     let series = series.lock().unwrap().clone();
-    let rss = rss_summary(&series, window_start.duration_since(t_prog).as_secs_f64(), window_end.duration_since(t_prog).as_secs_f64());
+    let rss = rss_summary(
+        &series,
+        window_start.duration_since(t_prog).as_secs_f64(),
+        window_end.duration_since(t_prog).as_secs_f64(),
+    );
     let dur = cfg.duration.as_secs_f64();
     let mib = 1024.0 * 1024.0;
-    let first_numbers: Vec<Option<String>> = states.iter().map(|s| s.first_fragment_number.lock().unwrap().clone()).collect();
+    let first_numbers: Vec<Option<String>> = states
+        .iter()
+        .map(|s| s.first_fragment_number.lock().unwrap().clone())
+        .collect();
     let result = json!({
         "kind": "ingest",
         "streams": cfg.streams,
@@ -335,18 +363,19 @@ pub(crate) async fn run(cfg: IngestConfig) -> anyhow::Result<Value> {
         },
         "loadgen_cpu_pct_of_one_core": self_cpu,
         "first_fragment_numbers": if cfg.streams <= 4 { json!(first_numbers) } else { Value::Null },
-        "rss_series_kib": series.iter().map(|(t, r, c)| json!([(t * 10.0).round() / 10.0, r, (c * 100.0).round() / 100.0])).collect::<Vec<_>>(),
+        "rss_series_kib": series.iter().map(|(t, r, c, a)| json!([(t * 10.0).round() / 10.0, r, (c * 100.0).round() / 100.0, a])).collect::<Vec<_>>(),
         "run_secs": t_prog.elapsed().as_secs_f64(),
-        "_units": "latencies in ms; MBps = 1e6 bytes/s; rss in MiB; rss_series = [t_s, rss_kib, server_cpu_s]",
+        "_units": "latencies in ms; MBps = 1e6 bytes/s; rss in MiB; rss_series = [t_s, rss_kib, server_cpu_s, rss_anon_kib]",
     });
     let _ = mib;
     if let Some(out) = &cfg.out {
-        std::fs::write(out, serde_json::to_vec_pretty(&result)?).with_context(|| format!("writing {}", out.display()))?;
+        std::fs::write(out, serde_json::to_vec_pretty(&result)?)
+            .with_context(|| format!("writing {}", out.display()))?;
     }
     Ok(result)
 }
 
-fn rss_summary(series: &[(f64, u64, f64)], w0: f64, w1: f64) -> Value {
+fn rss_summary(series: &[(f64, u64, f64, u64)], w0: f64, w1: f64) -> Value {
     if series.is_empty() {
         return Value::Null;
     }
@@ -354,7 +383,8 @@ fn rss_summary(series: &[(f64, u64, f64)], w0: f64, w1: f64) -> Value {
     let start = series[0].1;
     let max = series.iter().map(|s| s.1).max().unwrap_or(0);
     let end = series.last().unwrap().1;
-    let win: Vec<&(f64, u64, f64)> = series.iter().filter(|s| s.0 >= w0 && s.0 <= w1).collect();
+    let win: Vec<&(f64, u64, f64, u64)> =
+        series.iter().filter(|s| s.0 >= w0 && s.0 <= w1).collect();
     // Least-squares slope over the steady-state window, MiB per minute.
     let slope = if win.len() >= 3 {
         let n = win.len() as f64;
@@ -362,7 +392,11 @@ fn rss_summary(series: &[(f64, u64, f64)], w0: f64, w1: f64) -> Value {
         let my = win.iter().map(|s| mib(s.1)).sum::<f64>() / n;
         let sxy: f64 = win.iter().map(|s| (s.0 - mx) * (mib(s.1) - my)).sum();
         let sxx: f64 = win.iter().map(|s| (s.0 - mx).powi(2)).sum();
-        if sxx > 0.0 { Some(sxy / sxx * 60.0) } else { None }
+        if sxx > 0.0 {
+            Some(sxy / sxx * 60.0)
+        } else {
+            None
+        }
     } else {
         None
     };
@@ -374,7 +408,17 @@ fn rss_summary(series: &[(f64, u64, f64)], w0: f64, w1: f64) -> Value {
         let i = ((win.len() - 1) as f64 * frac).round() as usize;
         Some(mib(win[i].1))
     };
+    let anon_at = |frac: f64| -> Option<f64> {
+        if win.is_empty() {
+            return None;
+        }
+        let i = ((win.len() - 1) as f64 * frac).round() as usize;
+        Some(mib(win[i].3))
+    };
     json!({
+        "anon_window_q1_mib": anon_at(0.25),
+        "anon_window_end_mib": anon_at(1.0),
+        "anon_max_mib": series.iter().map(|s| s.3).max().map(mib),
         "start_mib": mib(start),
         "max_mib": mib(max),
         "end_mib": mib(end),
@@ -513,7 +557,10 @@ async fn upload(
         if st.pending.lock().unwrap().is_empty() || reader.is_finished() {
             break;
         }
-        if tokio::time::timeout_at(drain_until.into(), notified).await.is_err() {
+        if tokio::time::timeout_at(drain_until.into(), notified)
+            .await
+            .is_err()
+        {
             break;
         }
     }
@@ -524,14 +571,20 @@ async fn upload(
         Ok(Ok(Err(e))) => return Err(e),
         Ok(Err(e)) => return Err(e.into()),
         Err(_) => {
-            shared.sample(format!("stream {name}: response did not end 10 s after the last chunk"));
+            shared.sample(format!(
+                "stream {name}: response did not end 10 s after the last chunk"
+            ));
         }
     }
     let _ = wr.shutdown().await;
     Ok(())
 }
 
-async fn read_acks<R: tokio::io::AsyncRead + Unpin>(rd: R, shared: &Shared, st: &StreamState) -> anyhow::Result<()> {
+async fn read_acks<R: tokio::io::AsyncRead + Unpin>(
+    rd: R,
+    shared: &Shared,
+    st: &StreamState,
+) -> anyhow::Result<()> {
     let mut reader = HttpReader::new(rd);
     let head = reader.read_head().await?;
     if head.status != 200 {
@@ -542,7 +595,11 @@ async fn read_acks<R: tokio::io::AsyncRead + Unpin>(rd: R, shared: &Shared, st: 
                 break;
             }
         }
-        bail!("PutMedia HTTP {}: {}", head.status, String::from_utf8_lossy(&body));
+        bail!(
+            "PutMedia HTTP {}: {}",
+            head.status,
+            String::from_utf8_lossy(&body)
+        );
     }
     let mut line = Vec::new();
     while let Some(chunk) = reader.next_body_chunk(&head).await? {
@@ -586,7 +643,9 @@ fn handle_ack(line: &[u8], now: Instant, shared: &Shared, st: &StreamState) {
             let mut p = st.pending.lock().unwrap();
             match tc.and_then(|tc| p.get_mut(&tc)) {
                 Some(e) => match e.written {
-                    Some(w) => Shared::record(&shared.received_lat, now.saturating_duration_since(w)),
+                    Some(w) => {
+                        Shared::record(&shared.received_lat, now.saturating_duration_since(w))
+                    }
                     None => e.received_at = Some(now),
                 },
                 None => {

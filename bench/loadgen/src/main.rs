@@ -161,7 +161,9 @@ fn print(v: &serde_json::Value) {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     match cli.cmd {
         Cmd::Ingest {
             conn,
@@ -218,7 +220,10 @@ fn main() -> anyhow::Result<()> {
             }))?;
             print(&v);
             if v["fragments_persisted"].as_u64() != Some(fragments) {
-                anyhow::bail!("fill: only {} of {fragments} fragments PERSISTED", v["fragments_persisted"]);
+                anyhow::bail!(
+                    "fill: only {} of {fragments} fragments PERSISTED",
+                    v["fragments_persisted"]
+                );
             }
         }
         Cmd::FsyncBaseline {
@@ -236,7 +241,15 @@ fn main() -> anyhow::Result<()> {
             } else {
                 paced_streams as f64 * source.bytes_per_sec()
             };
-            let v = baseline::run(dir, &source, bytes_per_sec, 0.0, Duration::from_secs(duration), threads, out)?;
+            let v = baseline::run(
+                dir,
+                &source,
+                bytes_per_sec,
+                0.0,
+                Duration::from_secs(duration),
+                threads,
+                out,
+            )?;
             print(&v);
         }
         Cmd::GetmediaFanout {
@@ -248,7 +261,15 @@ fn main() -> anyhow::Result<()> {
             out,
         } => {
             let (_, data, c) = endpoints(&conn)?;
-            let v = rt.block_on(fanout::run(c, data, stream, readers, data_dir, fragment_dir, out))?;
+            let v = rt.block_on(fanout::run(
+                c,
+                data,
+                stream,
+                readers,
+                data_dir,
+                fragment_dir,
+                out,
+            ))?;
             print(&v);
         }
         Cmd::Summary {

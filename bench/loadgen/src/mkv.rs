@@ -21,7 +21,15 @@ const CRC32: u32 = 0xBF;
 const VOID: u32 = 0xEC;
 /// Level-1 elements: any of them ends an unknown-size Cluster.
 const LEVEL1: [u32; 9] = [
-    0x114D_9B74, INFO, TRACKS, 0x1043_A770, 0x1941_A469, 0x1C53_BB6B, 0x1254_C367, CLUSTER, SEGMENT,
+    0x114D_9B74,
+    INFO,
+    TRACKS,
+    0x1043_A770,
+    0x1941_A469,
+    0x1C53_BB6B,
+    0x1254_C367,
+    CLUSTER,
+    SEGMENT,
 ];
 
 /// One source Cluster: its timecode and its children other than Timecode/Position/PrevSize.
@@ -193,7 +201,10 @@ pub(crate) fn parse(buf: &[u8]) -> anyhow::Result<Source> {
     if !saw_info || !saw_tracks || clusters.is_empty() {
         bail!("source needs Info, Tracks and at least one Cluster");
     }
-    let mut durations_ms: Vec<u64> = clusters.windows(2).map(|w| w[1].tc_ms.saturating_sub(w[0].tc_ms)).collect();
+    let mut durations_ms: Vec<u64> = clusters
+        .windows(2)
+        .map(|w| w[1].tc_ms.saturating_sub(w[0].tc_ms))
+        .collect();
     let last = if durations_ms.is_empty() {
         1000
     } else {

@@ -39,6 +39,18 @@ pub(crate) fn rss_kib(pid: &str) -> Option<u64> {
         .ok()
 }
 
+/// One `Rss*:` field of /proc/PID/status in KiB (VmRSS = RssAnon + RssFile + RssShmem).
+pub(crate) fn status_kib(pid: &str, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with(field))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
 /// Thread count of a process.
 pub(crate) fn threads(pid: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -66,7 +78,11 @@ pub(crate) fn machine_cpu() -> MachineCpu {
     let Some(line) = stat.lines().next() else {
         return MachineCpu::default();
     };
-    let v: Vec<u64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
     if v.len() < 5 {
         return MachineCpu::default();
     }
@@ -81,5 +97,7 @@ pub(crate) fn machine_cpu() -> MachineCpu {
 
 /// Number of online CPUs.
 pub(crate) fn ncpu() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }

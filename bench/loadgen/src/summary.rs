@@ -35,7 +35,12 @@ fn rss_flat(rss: &Value) -> Option<(bool, f64)> {
     Some((growth <= (0.05 * q1).max(8.0), growth))
 }
 
-pub(crate) fn run(dir: &Path, streams: &[usize], command: &str, out: &Path) -> anyhow::Result<String> {
+pub(crate) fn run(
+    dir: &Path,
+    streams: &[usize],
+    command: &str,
+    out: &Path,
+) -> anyhow::Result<String> {
     let mut md = String::new();
     let mut verdicts: Vec<(bool, String)> = Vec::new();
     let _ = writeln!(md, "# ingest-server benchmark\n");
@@ -46,15 +51,25 @@ pub(crate) fn run(dir: &Path, streams: &[usize], command: &str, out: &Path) -> a
 
     let base = load(dir, "fsync-baseline.json");
     if let Some(b) = &base {
-        let _ = writeln!(md, "## Physical limit (same run): write + fdatasync + directory fsync per fragment\n");
-        let _ = writeln!(md, "| phase | fragments/s | MB/s | sync p50 ms | sync p99 | sync max | write+sync p99 |");
+        let _ = writeln!(
+            md,
+            "## Physical limit (same run): write + fdatasync + directory fsync per fragment\n"
+        );
+        let _ = writeln!(
+            md,
+            "| phase | fragments/s | MB/s | sync p50 ms | sync p99 | sync max | write+sync p99 |"
+        );
         let _ = writeln!(md, "|---|---|---|---|---|---|---|");
         let m = &b["max"];
         let _ = writeln!(
             md,
             "| back-to-back ({} thread) | {} | {} | {} | {} | {} | {} |",
-            b["threads"], f(&m["fragments_per_s"], 1), f(&m["MBps"], 1),
-            f(&m["sync_latency_ms"]["p50"], 2), f(&m["sync_latency_ms"]["p99"], 2), f(&m["sync_latency_ms"]["max"], 2),
+            b["threads"],
+            f(&m["fragments_per_s"], 1),
+            f(&m["MBps"], 1),
+            f(&m["sync_latency_ms"]["p50"], 2),
+            f(&m["sync_latency_ms"]["p99"], 2),
+            f(&m["sync_latency_ms"]["max"], 2),
             f(&m["write_and_sync_latency_ms"]["p99"], 2)
         );
         if b["paced"].is_object() {
@@ -63,29 +78,49 @@ pub(crate) fn run(dir: &Path, streams: &[usize], command: &str, out: &Path) -> a
                 md,
                 "| paced at {} MB/s (= {} streams) | {} | {} | {} | {} | {} | {} |",
                 f(&b["paced_rate_MBps"], 1),
-                match (b["paced_rate_MBps"].as_f64(), b["stream_bytes_per_sec"].as_f64()) {
+                match (
+                    b["paced_rate_MBps"].as_f64(),
+                    b["stream_bytes_per_sec"].as_f64()
+                ) {
                     (Some(r), Some(s)) if s > 0.0 => format!("{:.0}", r * 1e6 / s),
                     _ => "n/a".into(),
-                }, f(&p["fragments_per_s"], 1), f(&p["MBps"], 1),
-                f(&p["sync_latency_ms"]["p50"], 2), f(&p["sync_latency_ms"]["p99"], 2), f(&p["sync_latency_ms"]["max"], 2),
+                },
+                f(&p["fragments_per_s"], 1),
+                f(&p["MBps"], 1),
+                f(&p["sync_latency_ms"]["p50"], 2),
+                f(&p["sync_latency_ms"]["p99"], 2),
+                f(&p["sync_latency_ms"]["max"], 2),
                 f(&p["write_and_sync_latency_ms"]["p99"], 2)
             );
         }
         let _ = writeln!(
             md,
             "\nMean fragment {} bytes; the disk alone could hold about {} streams of this source by bytes/s ({} by fragments/s) with one writer.\n",
-            b["mean_fragment_bytes"], f(&b["streams_capacity_by_bytes"], 0), f(&b["streams_capacity_by_fragments"], 0)
+            b["mean_fragment_bytes"],
+            f(&b["streams_capacity_by_bytes"], 0),
+            f(&b["streams_capacity_by_fragments"], 0)
         );
     }
 
-    let _ = writeln!(md, "## PutMedia fan-in (real-time replay, one TLS connection per stream)\n");
+    let _ = writeln!(
+        md,
+        "## PutMedia fan-in (real-time replay, one TLS connection per stream)\n"
+    );
     let disk_max = base.as_ref().and_then(|b| b["max"]["MBps"].as_f64());
-    let paced_p99 = base.as_ref().and_then(|b| b["paced"]["sync_latency_ms"]["p99"].as_f64());
+    let paced_p99 = base
+        .as_ref()
+        .and_then(|b| b["paced"]["sync_latency_ms"]["p99"].as_f64());
     let mut t1 = String::new();
     let mut t2 = String::new();
-    let _ = writeln!(t1, "| N | dur s | fragments sent | PERSISTED | ERROR acks | missing acks | failed streams | PERSISTED p50 / p90 / p99 / max ms | RECEIVED p99 ms | PERSISTED p99 / paced-fsync p99 |");
+    let _ = writeln!(
+        t1,
+        "| N | dur s | fragments sent | PERSISTED | ERROR acks | missing acks | failed streams | PERSISTED p50 / p90 / p99 / max ms | RECEIVED p99 ms | PERSISTED p99 / paced-fsync p99 |"
+    );
     let _ = writeln!(t1, "|---|---|---|---|---|---|---|---|---|---|");
-    let _ = writeln!(t2, "| N | acked MB/s (expected) | acked / disk max | server CPU % of one core | per stream | RSS start / max / end MiB | RSS growth in window MiB (slope MiB/min) | machine busy % of 2 cores (iowait) | loadgen CPU % of one core | other processes, cores |");
+    let _ = writeln!(
+        t2,
+        "| N | acked MB/s (expected) | acked / disk max | server CPU % of one core | per stream | RSS start / max / end MiB | RSS growth in window MiB (slope MiB/min) | machine busy % of 2 cores (iowait) | loadgen CPU % of one core | other processes, cores |"
+    );
     let _ = writeln!(t2, "|---|---|---|---|---|---|---|---|---|---|");
     let mut per_n_notes = String::new();
     for &n in streams {
@@ -108,19 +143,34 @@ pub(crate) fn run(dir: &Path, streams: &[usize], command: &str, out: &Path) -> a
             u(&r["error_acks"]),
             u(&r["missing_persisted_acks"]),
             u(&r["stream_failures"]),
-            f(&lat["p50"], 1), f(&lat["p90"], 1), f(&lat["p99"], 1), f(&lat["max"], 1),
+            f(&lat["p50"], 1),
+            f(&lat["p90"], 1),
+            f(&lat["p99"], 1),
+            f(&lat["max"], 1),
             f(&r["received_latency_ms"]["p99"], 1),
-            match (lat["p99"].as_f64(), paced_p99) { (Some(a), Some(d)) if d > 0.0 => format!("{:.1}x", a / d), _ => "n/a".into() },
+            match (lat["p99"].as_f64(), paced_p99) {
+                (Some(a), Some(d)) if d > 0.0 => format!("{:.1}x", a / d),
+                _ => "n/a".into(),
+            },
         );
         let _ = writeln!(
             t2,
             "| {n} | {} ({}) | {} | {} | {} | {} / {} / {} | {} ({}) | {} ({}) | {} | {} |",
-            f(&r["acked_MBps"], 2), f(&r["expected_MBps"], 2),
-            match (acked, disk_max) { (Some(a), Some(d)) if d > 0.0 => format!("{:.3}", a / d), _ => "n/a".into() },
-            f(&srv["cpu_pct_of_one_core"], 1), f(&srv["cpu_pct_of_one_core_per_stream"], 3),
-            f(&rss["start_mib"], 1), f(&rss["max_mib"], 1), f(&rss["end_mib"], 1),
-            flat.map_or("n/a".into(), |(_, g)| format!("{g:+.1}")), f(&rss["window_slope_mib_per_min"], 2),
-            f(&r["machine"]["busy_pct_of_all_cores"], 0), f(&r["machine"]["iowait_pct_of_all_cores"], 0),
+            f(&r["acked_MBps"], 2),
+            f(&r["expected_MBps"], 2),
+            match (acked, disk_max) {
+                (Some(a), Some(d)) if d > 0.0 => format!("{:.3}", a / d),
+                _ => "n/a".into(),
+            },
+            f(&srv["cpu_pct_of_one_core"], 1),
+            f(&srv["cpu_pct_of_one_core_per_stream"], 3),
+            f(&rss["start_mib"], 1),
+            f(&rss["max_mib"], 1),
+            f(&rss["end_mib"], 1),
+            flat.map_or("n/a".into(), |(_, g)| format!("{g:+.1}")),
+            f(&rss["window_slope_mib_per_min"], 2),
+            f(&r["machine"]["busy_pct_of_all_cores"], 0),
+            f(&r["machine"]["iowait_pct_of_all_cores"], 0),
             f(&r["loadgen_cpu_pct_of_one_core"], 0),
             match (
                 r["machine"]["busy_pct_of_all_cores"].as_f64(),
@@ -140,7 +190,11 @@ pub(crate) fn run(dir: &Path, streams: &[usize], command: &str, out: &Path) -> a
             }
         }
         if let Some(codes) = r["error_codes"].as_object().filter(|c| !c.is_empty()) {
-            let _ = writeln!(per_n_notes, "\nN={n} ERROR acks by code: {}", serde_json::Value::Object(codes.clone()));
+            let _ = writeln!(
+                per_n_notes,
+                "\nN={n} ERROR acks by code: {}",
+                serde_json::Value::Object(codes.clone())
+            );
         }
         let held = u(&r["stream_failures"]) == 0
             && u(&r["error_acks"]) == 0
@@ -156,21 +210,39 @@ pub(crate) fn run(dir: &Path, streams: &[usize], command: &str, out: &Path) -> a
             ),
         ));
         if let Some(p99) = lat["p99"].as_f64() {
-            verdicts.push((p99 < P99_LIMIT_MS, format!("N={n}: PERSISTED p99 {p99:.1} ms < {P99_LIMIT_MS} ms")));
+            verdicts.push((
+                p99 < P99_LIMIT_MS,
+                format!("N={n}: PERSISTED p99 {p99:.1} ms < {P99_LIMIT_MS} ms"),
+            ));
         } else {
-            verdicts.push((false, format!("N={n}: PERSISTED p99 unavailable (no PERSISTED acks)")));
+            verdicts.push((
+                false,
+                format!("N={n}: PERSISTED p99 unavailable (no PERSISTED acks)"),
+            ));
         }
         if let Some(c) = srv["cpu_pct_of_one_core_per_stream"].as_f64() {
-            verdicts.push((c < CPU_PER_STREAM_LIMIT, format!("N={n}: server CPU {c:.3} % of one core per stream < {CPU_PER_STREAM_LIMIT} %")));
+            verdicts.push((
+                c < CPU_PER_STREAM_LIMIT,
+                format!(
+                    "N={n}: server CPU {c:.3} % of one core per stream < {CPU_PER_STREAM_LIMIT} %"
+                ),
+            ));
         }
         if let Some(m) = rss["max_mib"].as_f64() {
-            verdicts.push((m < RSS_LIMIT_MIB, format!("N={n}: server RSS max {m:.1} MiB < {RSS_LIMIT_MIB} MiB")));
+            verdicts.push((
+                m < RSS_LIMIT_MIB,
+                format!("N={n}: server RSS max {m:.1} MiB < {RSS_LIMIT_MIB} MiB"),
+            ));
         }
         if let Some((ok, g)) = flat {
             verdicts.push((
                 ok,
                 format!(
-                    "N={n}: server RSS flat over the steady window ({g:+.1} MiB from first quarter to end; slope {} MiB/min)",
+                    "N={n}: server RSS flat over the steady window ({g:+.1} MiB from first quarter to end, of which anonymous {}; slope {} MiB/min)",
+                    match (rss["anon_window_q1_mib"].as_f64(), rss["anon_window_end_mib"].as_f64()) {
+                        (Some(a), Some(b)) if a > 0.0 => format!("{:+.1}", b - a),
+                        _ => "n/a".into(),
+                    },
                     f(&rss["window_slope_mib_per_min"], 2)
                 ),
             ));
@@ -182,20 +254,47 @@ pub(crate) fn run(dir: &Path, streams: &[usize], command: &str, out: &Path) -> a
         let _ = writeln!(md, "\n## GetMedia fan-out (EARLIEST, one stored stream)\n");
         let gm = &g["getmedia"];
         let cat = &g["cat"];
-        let _ = writeln!(md, "| readers ok | bytes per reader | GetMedia total MB | GetMedia MB/s (to last byte) | all ended s | read files {}x in parallel MB/s | GetMedia / files ratio |", g["readers"]);
+        let _ = writeln!(
+            md,
+            "| readers ok | bytes per reader | GetMedia total MB | GetMedia MB/s (to last byte) | all ended s | read files {}x in parallel MB/s | GetMedia / files ratio |",
+            g["readers"]
+        );
         let _ = writeln!(md, "|---|---|---|---|---|---|---|");
         let _ = writeln!(
             md,
             "| {} / {} | {} | {} | {} | {} | {} | {} |",
-            g["readers_ok"], g["readers"], gm["per_reader_bytes_min"],
+            g["readers_ok"],
+            g["readers"],
+            gm["per_reader_bytes_min"],
             f(&(gm["total_bytes"].as_f64().map(|b| b / 1e6).into()), 1),
-            f(&gm["MBps_to_last_byte"], 1), f(&gm["all_ended_s"], 1), f(&cat["MBps"], 1), f(&g["ratio_getmedia_to_cat"], 3)
+            f(&gm["MBps_to_last_byte"], 1),
+            f(&gm["all_ended_s"], 1),
+            f(&cat["MBps"], 1),
+            f(&g["ratio_getmedia_to_cat"], 3)
         );
-        let _ = writeln!(md, "\nFragment files: {} files, {} bytes per pass.", cat["files"], cat["bytes_per_pass"]);
+        let _ = writeln!(
+            md,
+            "\nFragment files: {} files, {} bytes per pass.",
+            cat["files"], cat["bytes_per_pass"]
+        );
         let ok = u(&g["readers_ok"]) == u(&g["readers"]) && u(&gm["per_reader_bytes_min"]) > 0;
-        verdicts.push((ok, format!("GetMedia fan-out: {} of {} readers completed with data", g["readers_ok"], g["readers"])));
+        verdicts.push((
+            ok,
+            format!(
+                "GetMedia fan-out: {} of {} readers completed with data",
+                g["readers_ok"], g["readers"]
+            ),
+        ));
         if let Some(errs) = g["reader_errors"].as_array().filter(|e| !e.is_empty()) {
-            let _ = writeln!(md, "\nReader errors: {}", errs.iter().take(5).map(|e| e.to_string()).collect::<Vec<_>>().join("; "));
+            let _ = writeln!(
+                md,
+                "\nReader errors: {}",
+                errs.iter()
+                    .take(5)
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            );
         }
     }
 
