@@ -163,16 +163,38 @@ impl VideoStore for EmbeddedStore {
         })
     }
 
-    fn set_stream_tags(&self, id: i64, tags: &BTreeMap<String, String>) -> Result<(), StoreError> {
-        let tags = serde_json::to_string(tags).unwrap_or_else(|_| "{}".into());
+    fn modify_stream_tags(
+        &self,
+        id: i64,
+        add: BTreeMap<String, String>,
+        remove: Vec<String>,
+        max: usize,
+    ) -> Result<(), StoreError> {
+        // Read, change and write in one transaction, so concurrent tag calls never lose
+        // each other's changes.
         self.index.write(move |conn| {
-            match conn.execute(
-                "UPDATE streams SET tags = ?2 WHERE id = ?1",
-                params![id, tags],
-            )? {
-                0 => Err(StoreError::NotFound),
-                _ => Ok(()),
+            let current: Option<String> = conn
+                .query_row("SELECT tags FROM streams WHERE id = ?1", [id], |r| r.get(0))
+                .optional()?;
+            let current = current.ok_or(StoreError::NotFound)?;
+            let mut tags: BTreeMap<String, String> =
+                serde_json::from_str(&current).unwrap_or_default();
+            tags.extend(add);
+            for key in &remove {
+                tags.remove(key);
             }
+            if tags.len() > max {
+                return Err(StoreError::TooManyTags {
+                    count: tags.len(),
+                    max,
+                });
+            }
+            let json = serde_json::to_string(&tags).unwrap_or_else(|_| "{}".into());
+            conn.execute(
+                "UPDATE streams SET tags = ?2 WHERE id = ?1",
+                params![id, json],
+            )?;
+            Ok(())
         })
     }
 
@@ -482,6 +504,43 @@ mod tests {
             Err(StoreError::NotFound)
         ));
         assert!(!dir.path().join(format!("media/{}/2.mkv", s.id)).exists());
+    }
+
+    #[test]
+    fn tag_changes_merge_atomically_and_respect_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = std::sync::Arc::new(EmbeddedStore::open(dir.path()).unwrap());
+        let s = store.create_stream(new_stream("cam", 1)).unwrap();
+        // Concurrent single-tag additions: none may be lost.
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let store = std::sync::Arc::clone(&store);
+                std::thread::spawn(move || {
+                    let add = BTreeMap::from([(format!("k{i}"), "v".to_string())]);
+                    store.modify_stream_tags(s.id, add, Vec::new(), 50).unwrap();
+                })
+            })
+            .collect();
+        threads.into_iter().for_each(|t| t.join().unwrap());
+        let tags = store.stream(StreamKey::Name("cam")).unwrap().unwrap().tags;
+        assert_eq!(tags.len(), 8, "{tags:?}");
+        store
+            .modify_stream_tags(s.id, BTreeMap::new(), vec!["k0".into()], 50)
+            .unwrap();
+        let too_many: BTreeMap<_, _> = (0..3).map(|i| (format!("n{i}"), String::new())).collect();
+        let err = store
+            .modify_stream_tags(s.id, too_many, Vec::new(), 9)
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::TooManyTags { count: 10, max: 9 }),
+            "{err}"
+        );
+        let tags = store.stream(StreamKey::Name("cam")).unwrap().unwrap().tags;
+        assert_eq!(
+            tags.len(),
+            7,
+            "a refused change leaves the tags as they were"
+        );
     }
 
     #[test]

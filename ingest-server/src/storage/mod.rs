@@ -161,6 +161,14 @@ pub enum StoreError {
     /// A stream with this name already exists.
     #[error("stream {0} already exists")]
     AlreadyExists(String),
+    /// A tag change would leave more tags than allowed.
+    #[error("a stream can have at most {max} tags; this change would leave {count}")]
+    TooManyTags {
+        /// Tags the change would leave.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
     /// `CurrentVersion` did not match.
     #[error("version mismatch: current version is {current}")]
     VersionMismatch {
@@ -206,8 +214,15 @@ pub trait VideoStore: Send + Sync + 'static {
         expected_version: &str,
         update: StreamUpdate,
     ) -> Result<StreamRecord, StoreError>;
-    /// Replaces the stream's tags.
-    fn set_stream_tags(&self, id: i64, tags: &BTreeMap<String, String>) -> Result<(), StoreError>;
+    /// Adds (or overwrites) `add` and removes `remove` in the stream's tags, atomically,
+    /// unless the result would hold more than `max` tags (`TooManyTags`).
+    fn modify_stream_tags(
+        &self,
+        id: i64,
+        add: BTreeMap<String, String>,
+        remove: Vec<String>,
+        max: usize,
+    ) -> Result<(), StoreError>;
     /// Deletes a stream and all its fragments (if `expected_version` matches when given).
     fn delete_stream(&self, id: i64, expected_version: Option<&str>) -> Result<(), StoreError>;
 

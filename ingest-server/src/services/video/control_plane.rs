@@ -41,18 +41,6 @@ fn check_tags<'a>(v: &mut Validation, field: &str, tags: impl Iterator<Item = (&
     }
 }
 
-fn tags_limit(existing: usize, added: impl Iterator<Item = bool>) -> Result<(), AwsError> {
-    let total = existing + added.filter(|new| *new).count();
-    if total > MAX_TAGS {
-        return Err(AwsError::new(
-            400,
-            "TagsPerResourceExceededLimitException",
-            format!("A stream can have at most {MAX_TAGS} tags; this request would leave {total}."),
-        ));
-    }
-    Ok(())
-}
-
 impl VideoService {
     /// Serves one control-plane operation.
     pub(super) async fn control_plane(
@@ -375,14 +363,8 @@ impl VideoService {
         stream: StreamRecord,
         tags: BTreeMap<String, String>,
     ) -> Result<Value, AwsError> {
-        tags_limit(
-            stream.tags.len(),
-            tags.keys().map(|k| !stream.tags.contains_key(k)),
-        )?;
-        let mut merged = stream.tags.clone();
-        merged.extend(tags);
         let id = stream.id;
-        self.store_call(move |store| store.set_stream_tags(id, &merged))
+        self.store_call(move |store| store.modify_stream_tags(id, tags, Vec::new(), MAX_TAGS))
             .await?;
         Ok(json!({}))
     }
@@ -392,12 +374,8 @@ impl VideoService {
         stream: StreamRecord,
         keys: Vec<String>,
     ) -> Result<Value, AwsError> {
-        let mut remaining = stream.tags.clone();
-        for key in &keys {
-            remaining.remove(key);
-        }
         let id = stream.id;
-        self.store_call(move |store| store.set_stream_tags(id, &remaining))
+        self.store_call(move |store| store.modify_stream_tags(id, BTreeMap::new(), keys, MAX_TAGS))
             .await?;
         Ok(json!({}))
     }

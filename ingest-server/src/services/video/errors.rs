@@ -16,6 +16,11 @@ pub fn store_error(err: StoreError) -> AwsError {
         StoreError::VersionMismatch { current } => AwsError::version_mismatch(format!(
             "The stream version does not match: the current version is {current}."
         )),
+        StoreError::TooManyTags { count, max } => AwsError::new(
+            400,
+            "TagsPerResourceExceededLimitException",
+            format!("A stream can have at most {max} tags; this request would leave {count}."),
+        ),
         other => {
             tracing::error!(error = %other, "Storage failure.");
             AwsError::internal()
