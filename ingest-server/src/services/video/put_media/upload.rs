@@ -1,281 +1,34 @@
-//! `PutMedia`: a full-duplex HTTP/1.1 upload. The producer streams MKV; every Cluster
-//! is a fragment; acks (BUFFERING, RECEIVED, PERSISTED, ERROR, IDLE) stream back as
-//! newline-terminated JSON chunks while the upload goes on (`kvs-wire-protocol.md` §1).
-//!
-//! PERSISTED is sent only after the fragment file and its index row are durable: it is
-//! what lets a producer drop the fragment from its buffer.
+//! One PutMedia connection: reads the body, parses it into fragments, checks them
+//! against AWS's limits, stores them and streams the acks.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::Response;
 use http_body_util::BodyExt;
 use mkv_fragment::getmedia::{FragmentStamp, write_fragment_prefix};
 use mkv_fragment::{
     Cluster, Event, ParseError, ParserLimits, SegmentHeader, SimpleTag, StreamParser,
 };
-use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
-use super::{RequestContext, VideoService, now_ms};
-use crate::protocol::body::{ResponseBody, channel};
-use crate::protocol::error::AwsError;
-use crate::protocol::validate;
+use super::ack::AckError;
+use super::fragment::{content_hash, fragment_duration_units, resumes_mid_stream, tracks_json};
+use super::headers::{PutMediaHeaders, TimecodeType};
+use super::{
+    MAX_CONNECTION_DURATION, MAX_FRAGMENT_BYTES, MAX_FRAGMENT_DURATION_MS, MAX_TRACKS,
+    MAX_USER_TAGS,
+};
+use crate::services::video::{VideoService, now_ms};
 use crate::storage::{NewFragment, StoreError, StreamRecord, fragment_number};
 
-/// AWS's limits on a fragment and an upload (kvs-wire-protocol.md §1, "Limits").
-const MAX_FRAGMENT_BYTES: u64 = 50 * 1000 * 1000;
-/// The current quotas page says 20 s (older text: 10 s); the larger value is accepted.
-const MAX_FRAGMENT_DURATION_MS: i64 = 20_000;
-const MAX_TRACKS: usize = 3;
-const MAX_USER_TAGS: usize = 10;
-const MAX_CONNECTION_DURATION: Duration = Duration::from_secs(45 * 60);
-
-/// ErrorId values of the PutMedia ack protocol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum AckError {
-    StreamReadError = 4000,
-    MaxFragmentSize = 4001,
-    MaxFragmentDuration = 4002,
-    MaxConnectionDuration = 4003,
-    TimecodeLesserThanPrevious = 4004,
-    InvalidMkvData = 4006,
-    InvalidProducerTimestamp = 4007,
-    StreamNotActive = 4008,
-    MetadataLimitReached = 4009,
-    TrackNumberMismatch = 4010,
-    FramesMissingForTrack = 4011,
-    MoreThanAllowedTracks = 4012,
-    Internal = 5000,
-}
-
-impl AckError {
-    fn code(self) -> &'static str {
-        match self {
-            Self::StreamReadError => "STREAM_READ_ERROR",
-            Self::MaxFragmentSize => "MAX_FRAGMENT_SIZE_REACHED",
-            Self::MaxFragmentDuration => "MAX_FRAGMENT_DURATION_REACHED",
-            Self::MaxConnectionDuration => "MAX_CONNECTION_DURATION_REACHED",
-            Self::TimecodeLesserThanPrevious => "FRAGMENT_TIMECODE_LESSER_THAN_PREVIOUS",
-            Self::InvalidMkvData => "INVALID_MKV_DATA",
-            Self::InvalidProducerTimestamp => "INVALID_PRODUCER_TIMESTAMP",
-            Self::StreamNotActive => "STREAM_NOT_ACTIVE",
-            Self::MetadataLimitReached => "FRAGMENT_METADATA_LIMIT_REACHED",
-            Self::TrackNumberMismatch => "TRACK_NUMBER_MISMATCH",
-            Self::FramesMissingForTrack => "FRAMES_MISSING_FOR_TRACK",
-            Self::MoreThanAllowedTracks => "MORE_THAN_ALLOWED_TRACKS_FOUND",
-            Self::Internal => "INTERNAL_ERROR",
-        }
-    }
-
-    /// Whether the upload cannot go on after this error.
-    fn ends_upload(self) -> bool {
-        matches!(
-            self,
-            Self::InvalidMkvData
-                | Self::StreamReadError
-                | Self::MaxFragmentSize
-                | Self::MaxConnectionDuration
-                | Self::StreamNotActive
-                | Self::MoreThanAllowedTracks
-                | Self::Internal
-        )
-    }
-}
-
-/// How Cluster timecodes map to producer timestamps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TimecodeType {
-    Absolute,
-    Relative,
-}
-
-/// The validated PutMedia request headers.
-struct PutMediaHeaders {
-    stream_name: Option<String>,
-    stream_arn: Option<String>,
-    timecode_type: TimecodeType,
-    producer_start_ms: i64,
-    acks: bool,
-}
-
-fn header<'a>(parts: &'a http::request::Parts, name: &str) -> Option<&'a str> {
-    parts.headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-fn parse_headers(parts: &http::request::Parts) -> Result<PutMediaHeaders, AwsError> {
-    let stream_name = header(parts, "x-amzn-stream-name").map(str::to_owned);
-    let stream_arn = header(parts, "x-amzn-stream-arn").map(str::to_owned);
-    let mut v = validate::Validation::new();
-    v.check(&validate::STREAM_NAME, stream_name.as_deref());
-    v.check(&validate::STREAM_ARN, stream_arn.as_deref());
-    let timecode_type = header(parts, "x-amzn-fragment-timecode-type");
-    v.required("fragmentTimecodeType", timecode_type.as_ref());
-    v.one_of(
-        "fragmentTimecodeType",
-        timecode_type,
-        &["ABSOLUTE", "RELATIVE"],
-    );
-    v.finish()?;
-    let timecode_type = match timecode_type {
-        Some("RELATIVE") => TimecodeType::Relative,
-        _ => TimecodeType::Absolute,
-    };
-    let start = header(parts, "x-amzn-producer-start-timestamp");
-    let producer_start_ms = match (start, timecode_type) {
-        (Some(s), _) => parse_start_timestamp(s).ok_or_else(|| {
-            AwsError::invalid_argument(format!(
-                "x-amzn-producer-start-timestamp '{s}' is not a number of seconds since the epoch."
-            ))
-        })?,
-        (None, TimecodeType::Relative) => {
-            return Err(AwsError::invalid_argument(
-                "x-amzn-producer-start-timestamp is required with RELATIVE fragment timecodes.",
-            ));
-        }
-        (None, TimecodeType::Absolute) => 0,
-    };
-    let acks =
-        header(parts, "x-amzn-fragment-acknowledgment-required").is_none_or(|v| v.trim() != "0");
-    Ok(PutMediaHeaders {
-        stream_name,
-        stream_arn,
-        timecode_type,
-        producer_start_ms,
-        acks,
-    })
-}
-
-/// Parses `x-amzn-producer-start-timestamp` into epoch milliseconds. The AWS C
-/// producer prints it as `"%llu.%llu"` of (ms / 1000, ms % 1000), without zero padding,
-/// so 47 ms arrives as `.47`: a fraction of one to three digits is a count of
-/// milliseconds (for three digits both readings agree); longer fractions are decimal.
-fn parse_start_timestamp(value: &str) -> Option<i64> {
-    let (secs, frac) = value.trim().split_once('.').unwrap_or((value.trim(), ""));
-    if secs.is_empty()
-        || !secs.bytes().all(|b| b.is_ascii_digit())
-        || !frac.bytes().all(|b| b.is_ascii_digit())
-    {
-        return None;
-    }
-    let secs: i64 = secs.parse().ok()?;
-    let millis: i64 = match frac.len() {
-        0 => 0,
-        1..=3 => frac.parse().ok()?,
-        _ => {
-            let micros: i64 = frac[..6.min(frac.len())].parse().ok()?;
-            let scale = 10_i64.pow(6 - 6.min(frac.len()) as u32);
-            ((micros * scale) as f64 / 1000.0).round() as i64
-        }
-    };
-    secs.checked_mul(1000)?.checked_add(millis)
-}
-
-/// Holds the stream's single PutMedia slot; frees it when the upload ends.
-struct UploadSlot {
-    service: Arc<VideoService>,
-    stream_id: i64,
-}
-
-impl Drop for UploadSlot {
-    fn drop(&mut self) {
-        self.service
-            .uploads
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.stream_id);
-        self.service.live.producing(self.stream_id, false);
-    }
-}
-
-impl VideoService {
-    /// Validates the request and starts the upload; the returned response streams acks.
-    pub async fn put_media<B>(
-        self: &Arc<Self>,
-        parts: &http::request::Parts,
-        mut body: B,
-        ctx: &RequestContext,
-    ) -> Result<Response<ResponseBody>, AwsError>
-    where
-        B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
-        B::Error: std::fmt::Display + Send,
-    {
-        let headers = parse_headers(parts)?;
-        let stream = self
-            .resolve(
-                headers.stream_name.as_deref(),
-                headers.stream_arn.as_deref(),
-            )
-            .await?;
-        if !self
-            .uploads
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(stream.id)
-        {
-            return Err(AwsError::new(
-                400,
-                "ConnectionLimitExceededException",
-                format!(
-                    "Stream {} already has a PutMedia connection; only one is allowed at a time.",
-                    stream.name
-                ),
-            ));
-        }
-        let slot = UploadSlot {
-            service: Arc::clone(self),
-            stream_id: stream.id,
-        };
-        self.live.producing(stream.id, true);
-        // Reading before answering makes hyper send `100 Continue` to a client that
-        // asked for it (curl, as the AWS producer SDK uses it, otherwise waits a second
-        // before it sends the body); the frame read goes to the upload.
-        let first = tokio::time::timeout(FIRST_BYTES_WAIT, body.frame())
-            .await
-            .ok();
-        let (tx, ack_body) = channel(64);
-        tracing::info!(stream = %stream.name, request_id = %ctx.request_id, "PutMedia started.");
-        let upload = Upload {
-            service: Arc::clone(self),
-            acks: headers.acks.then_some(tx),
-            timecode_type: headers.timecode_type,
-            producer_start_ms: headers.producer_start_ms,
-            parser: StreamParser::new(ParserLimits {
-                max_element_size: MAX_FRAGMENT_BYTES + 1024 * 1024,
-                ..ParserLimits::default()
-            }),
-            header: None,
-            pending_tags: Vec::new(),
-            last_timecode: None,
-            current: None,
-            seen_ebml_header: false,
-            started: Instant::now(),
-            stored: 0,
-            stream,
-        };
-        tokio::spawn(async move {
-            let _slot = slot;
-            upload.run(body, first).await;
-        });
-        Ok(Response::builder()
-            .status(200)
-            .header("content-type", "application/json")
-            .header("x-amzn-RequestId", &ctx.request_id)
-            .body(ack_body)
-            .unwrap_or_else(|_| Response::new(crate::protocol::body::full(""))))
-    }
-}
-
 /// One read from a request body: a frame, a read error, or the end.
-type BodyFrame<B> = Option<Result<http_body::Frame<Bytes>, <B as http_body::Body>::Error>>;
+pub(super) type BodyFrame<B> =
+    Option<Result<http_body::Frame<Bytes>, <B as http_body::Body>::Error>>;
 
 /// How long, and how much, of a failed upload's remaining body is read and discarded.
 const DISCARD_AFTER_ERROR_FOR: Duration = Duration::from_secs(1);
 const DISCARD_AFTER_ERROR_BYTES: usize = 16 * 1024 * 1024;
-
-/// How long PutMedia waits for the first body bytes before answering anyway.
-const FIRST_BYTES_WAIT: Duration = Duration::from_secs(2);
 
 /// The fragment whose Cluster is arriving.
 struct ClusterInProgress {
@@ -288,7 +41,7 @@ struct ClusterInProgress {
 }
 
 /// One PutMedia connection's state.
-struct Upload {
+pub(super) struct Upload {
     service: Arc<VideoService>,
     stream: StreamRecord,
     acks: Option<mpsc::Sender<Bytes>>,
@@ -315,9 +68,36 @@ enum Flow {
 }
 
 impl Upload {
+    /// The state of a new upload to `stream`; acks go to `acks` when the producer wants them.
+    pub(super) fn new(
+        service: Arc<VideoService>,
+        stream: StreamRecord,
+        headers: &PutMediaHeaders,
+        acks: Option<mpsc::Sender<Bytes>>,
+    ) -> Self {
+        Self {
+            service,
+            acks,
+            timecode_type: headers.timecode_type,
+            producer_start_ms: headers.producer_start_ms,
+            parser: StreamParser::new(ParserLimits {
+                max_element_size: MAX_FRAGMENT_BYTES + 1024 * 1024,
+                ..ParserLimits::default()
+            }),
+            header: None,
+            pending_tags: Vec::new(),
+            last_timecode: None,
+            current: None,
+            seen_ebml_header: false,
+            started: Instant::now(),
+            stored: 0,
+            stream,
+        }
+    }
+
     /// Reads the body to its end (or until the upload must stop). `first` is a frame
     /// already read before the response was sent.
-    async fn run<B>(mut self, mut body: B, mut first: Option<BodyFrame<B>>)
+    pub(super) async fn run<B>(mut self, mut body: B, mut first: Option<BodyFrame<B>>)
     where
         B: http_body::Body<Data = Bytes> + Unpin,
         B::Error: std::fmt::Display,
@@ -686,102 +466,5 @@ impl Upload {
             }
             Err(_) => Err(AckError::Internal),
         }
-    }
-}
-
-/// Whether a parse error at the start of a body is Segment content (a Cluster, its
-/// blocks, Tags) arriving without the EBML header and Segment that must come first.
-fn resumes_mid_stream(err: &ParseError) -> bool {
-    use mkv_fragment::ids;
-    matches!(
-        err,
-        ParseError::UnexpectedElement { id, .. }
-            if [ids::CLUSTER, ids::SIMPLE_BLOCK, ids::BLOCK_GROUP, ids::TIMECODE, ids::TAGS].contains(id)
-    )
-}
-
-/// A fragment's duration in timecode units: the span of its frames plus one frame
-/// interval (the mean gap), or the last block's own duration when it has one.
-fn fragment_duration_units(cluster: &Cluster) -> u64 {
-    let times = cluster
-        .blocks
-        .iter()
-        .map(|b| i64::from(b.relative_timecode));
-    let (Some(min), Some(max)) = (times.clone().min(), times.max()) else {
-        return 0;
-    };
-    let span = (max - min).max(0) as u64;
-    let last_duration = cluster.blocks.last().and_then(|b| b.duration);
-    let frames = cluster.blocks.len() as u64;
-    match last_duration {
-        Some(d) => span + d,
-        None if frames > 1 => span + span / (frames - 1),
-        None => 0,
-    }
-}
-
-/// Identifies a fragment's content independently of its upload session: the frames,
-/// their tracks, relative timecodes and key-frame flags.
-fn content_hash(cluster: &Cluster) -> [u8; 32] {
-    let mut hasher = Sha256::new();
-    for block in &cluster.blocks {
-        hasher.update(block.track.to_be_bytes());
-        hasher.update(block.relative_timecode.to_be_bytes());
-        hasher.update([u8::from(block.keyframe)]);
-        let data = cluster.body.get(block.data.clone()).unwrap_or_default();
-        hasher.update((data.len() as u64).to_be_bytes());
-        hasher.update(data);
-    }
-    hasher.finalize().into()
-}
-
-/// The session's tracks as stored in the index (codec, CodecPrivate, picture size).
-fn tracks_json(header: &SegmentHeader) -> String {
-    use base64::Engine;
-    let tracks: Vec<_> = header
-        .tracks
-        .iter()
-        .map(|t| {
-            serde_json::json!({
-                "TrackNumber": t.number,
-                "TrackType": t.track_type,
-                "CodecId": t.codec_id,
-                "CodecPrivate": base64::engine::general_purpose::STANDARD.encode(&t.codec_private),
-                "PixelWidth": t.pixel_width,
-                "PixelHeight": t.pixel_height,
-                "SamplingFrequency": t.sampling_frequency,
-                "Channels": t.channels,
-            })
-        })
-        .collect();
-    serde_json::Value::from(tracks).to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_start_timestamp;
-
-    #[test]
-    fn start_timestamps_read_like_the_c_producer_writes_them() {
-        assert_eq!(
-            parse_start_timestamp("1700000000.47"),
-            Some(1_700_000_000_047)
-        );
-        assert_eq!(
-            parse_start_timestamp("1700000000.5"),
-            Some(1_700_000_000_005)
-        );
-        assert_eq!(
-            parse_start_timestamp("1700000000.470"),
-            Some(1_700_000_000_470)
-        );
-        assert_eq!(parse_start_timestamp("1700000000"), Some(1_700_000_000_000));
-        assert_eq!(
-            parse_start_timestamp("1700000000.4705"),
-            Some(1_700_000_000_471)
-        );
-        assert_eq!(parse_start_timestamp("-1.0"), None);
-        assert_eq!(parse_start_timestamp("abc"), None);
-        assert_eq!(parse_start_timestamp("99999999999999999999"), None);
     }
 }
