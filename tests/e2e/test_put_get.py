@@ -297,17 +297,21 @@ def test_get_media_for_fragment_list(server, upload):
 
 
 def test_get_media_for_unknown_fragment_number(server, upload):
+    """As AWS answers it (aws-sdk-js issue #3217): 200 with an error chunk holding
+    ERROR_CODE FRAGMENT_NOT_FOUND, ERROR_ID 3000 and the fragment number, no media;
+    known fragments in the same list are still served."""
     arch = server.archived()
     bogus = str(int(upload.numbers[-1]) + 10**6)
-    try:
-        resp = arch.get_media_for_fragment_list(StreamName=upload.stream, Fragments=[bogus])
-    except arch.exceptions.ResourceNotFoundException:
-        return
-    except arch.exceptions.InvalidArgumentException:
-        return
-    # AWS may also answer 200 with an error chunk; it must not contain media.
+    resp = arch.get_media_for_fragment_list(StreamName=upload.stream, Fragments=[upload.numbers[0], bogus])
     reader = MediaReader(resp["Payload"]).read(timeout=10)
-    assert not [f for f in reader.fragments if f.cluster.blocks], "no media for an unknown fragment number"
+    assert reader.eof
+    assert [f.fragment_number for f in reader.fragments] == [upload.numbers[0]]
+    error_chunks = [seg for seg in ebml.parse_stream(bytes(reader.buf)) if not seg.of(ebml.CLUSTER)]
+    assert len(error_chunks) == 1, error_chunks
+    tags = dict(t for el in error_chunks[0].of(ebml.TAGS) for t in ebml.parse_tags(el))
+    assert tags["AWS_KINESISVIDEO_ERROR_CODE"] == "FRAGMENT_NOT_FOUND", tags
+    assert tags["AWS_KINESISVIDEO_ERROR_ID"] == "3000", tags
+    assert tags["AWS_KINESISVIDEO_FRAGMENT_NUMBER"] == bogus, tags
 
 
 def test_get_media_now_follows_live_upload(server, clip6):

@@ -31,6 +31,9 @@ const START_SELECTORS: &[&str] = &[
 const BATCH: usize = 32;
 /// GetMedia error id for a fragment that cannot be found (API_dataplane_GetMedia).
 const ERROR_FRAGMENT_NOT_FOUND: u64 = 4000;
+/// The id AWS puts in GetMediaForFragmentList's chunk for an unknown fragment number
+/// (observed in a real response, aws-sdk-js issue #3217; the docs list only 4000).
+const ERROR_LISTED_FRAGMENT_NOT_FOUND: u64 = 3000;
 /// GetMedia error id for an internal failure.
 const ERROR_INTERNAL: u64 = 5000;
 
@@ -252,7 +255,7 @@ impl VideoService {
                         send_error(
                             &tx,
                             "FRAGMENT_NOT_FOUND",
-                            ERROR_FRAGMENT_NOT_FOUND,
+                            ERROR_LISTED_FRAGMENT_NOT_FOUND,
                             Some(&number),
                         )
                         .await
