@@ -362,3 +362,55 @@ def test_malformed_json_rejected_and_nothing_changed(server, path, body):
     assert r.headers["x-amzn-errortype"].split(":")[0] == "InvalidArgumentException", r.headers
     assert json.loads(r.data).get("message")
     assert _all_streams(server) == before
+
+
+# ------------------------------------------------ limits on a fragment's tracks and length
+def _header_with_tracks(track_numbers: list[int]) -> bytes:
+    """EBML header, unknown-size Segment, Info and a Tracks element with one video
+    TrackEntry per number (built by hand: the limits below are about the header)."""
+    info = ebml.uint_element(ebml.TIMECODE_SCALE, 1_000_000, 8)
+    entries = b"".join(
+        ebml.element(
+            ebml.TRACK_ENTRY,
+            ebml.uint_element(ebml.TRACK_NUMBER, n)
+            + ebml.uint_element(0x73C5, n, 8)  # TrackUID
+            + ebml.uint_element(0x83, 1)  # TrackType video
+            + ebml.str_element(ebml.CODEC_ID, "V_MPEG4/ISO/AVC"),
+        )
+        for n in track_numbers
+    )
+    return (
+        ebml.ebml_header()
+        + ebml.encode_id(ebml.SEGMENT)
+        + ebml.UNKNOWN_SIZE_1
+        + ebml.element(ebml.INFO, info, 2)
+        + ebml.element(ebml.TRACKS, entries, 4)
+    )
+
+
+@pytest.mark.parametrize(
+    "tracks, blocks, error_id, error_code",
+    [
+        # A fragment spanning 21 s (the limit is 20 s).
+        ([1], [(1, 0, True), (1, 21_000, False)], 4002, "MAX_FRAGMENT_DURATION_REACHED"),
+        # A block for a track the header does not declare.
+        ([1], [(1, 0, True), (2, 33, False)], 4010, "TRACK_NUMBER_MISMATCH"),
+        # A declared track without a frame in the fragment.
+        ([1, 2], [(1, 0, True), (1, 33, False)], 4011, "FRAMES_MISSING_FOR_TRACK"),
+        # Four tracks (at most three).
+        ([1, 2, 3, 4], [(1, 0, True)], 4012, "MORE_THAN_ALLOWED_TRACKS_FOUND"),
+    ],
+    ids=["duration", "track-mismatch", "frames-missing", "too-many-tracks"],
+)
+def test_fragment_limits(server, stream_name, tracks, blocks, error_id, error_code):
+    create_stream(server, stream_name)
+    start = whole_second_ms()
+    frame = b"\x00\x00\x00\x02\x09\x10"  # an access unit delimiter NAL, AVCC-framed
+    cluster = ebml.make_cluster(start, [(t, rel, key, frame) for t, rel, key in blocks])
+    body = _header_with_tracks(tracks) + cluster
+    res = server.put_media(stream_name, [body], start_timestamp_ms=start, complete_timeout=10)
+    assert res.status == 200
+    errs = errors(res)
+    assert errs and errs[0]["ErrorId"] == error_id and errs[0]["ErrorCode"] == error_code, res.acks
+    assert not persisted(res), res.acks
+    assert server.archived().list_fragments(StreamName=stream_name)["Fragments"] == []
