@@ -226,18 +226,31 @@ impl ProducerWriter {
     /// Appends one Cluster of unknown size: Timecode (8 bytes), Position 0, then one SimpleBlock
     /// per frame with an 8-byte size.
     pub fn cluster(&self, out: &mut Vec<u8>, timecode: u64, frames: &[Frame<'_>]) {
+        Self::cluster_start(out, timecode);
+        for frame in frames {
+            Self::simple_block(out, frame);
+        }
+    }
+
+    /// Appends the start of a Cluster of unknown size (Timecode in 8 bytes, Position 0). A
+    /// producer that streams frames as they are captured writes this, then one
+    /// [`simple_block`](Self::simple_block) per frame; the next Cluster or Tags ends it.
+    pub fn cluster_start(out: &mut Vec<u8>, timecode: u64) {
         write_id(out, ids::CLUSTER);
         write_size(out, None, 1);
         write_uint_element_width(out, ids::TIMECODE, timecode, 8);
         write_uint_element(out, ids::POSITION, 0);
-        for frame in frames {
-            let mut block = Vec::with_capacity(frame.data.len() + 4);
-            write_size(&mut block, Some(frame.track), 0);
-            block.extend_from_slice(&frame.relative_timecode.to_be_bytes());
-            block.push(if frame.keyframe { 0x80 } else { 0x00 });
-            block.extend_from_slice(frame.data);
-            write_binary_element_width(out, ids::SIMPLE_BLOCK, &block, 8);
-        }
+    }
+
+    /// Appends one SimpleBlock with an 8-byte size, as the SDK writes frames.
+    pub fn simple_block(out: &mut Vec<u8>, frame: &Frame<'_>) {
+        write_id(out, ids::SIMPLE_BLOCK);
+        let header_len = min_size_width(frame.track) + 3;
+        write_size(out, Some((header_len + frame.data.len()) as u64), 8);
+        write_size(out, Some(frame.track), 0);
+        out.extend_from_slice(&frame.relative_timecode.to_be_bytes());
+        out.push(if frame.keyframe { 0x80 } else { 0x00 });
+        out.extend_from_slice(frame.data);
     }
 
     /// Appends a level-1 Tags element with the given SimpleTags, 8-byte sizes as the SDK writes
