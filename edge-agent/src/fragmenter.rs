@@ -58,6 +58,12 @@ impl Fragmenter {
         }
     }
 
+    /// Forgets the current fragment: the next key frame starts a new one (after a capture
+    /// restart, whose frames must not extend a fragment that has been completed).
+    pub(crate) fn reset(&mut self) {
+        self.current = None;
+    }
+
     /// Feeds one frame. `tags` is asked for the new fragment's tags only when one starts.
     pub(crate) fn push(
         &mut self,

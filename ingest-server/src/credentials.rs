@@ -14,49 +14,18 @@
 //! and line, never the line's content.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use aws_credentials_file::{DEFAULT_PROFILE, Profile};
 use rand::Rng;
 use rand::rngs::OsRng;
 use zeroize::Zeroizing;
 
 /// A secret access key. Zeroized on drop; `Debug` and `Display` print `<redacted>`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SecretKey(Zeroizing<String>);
-
-impl SecretKey {
-    /// Wraps a secret. The caller's `String` moves in and is zeroized with this value.
-    pub fn new(secret: String) -> Self {
-        Self(Zeroizing::new(secret))
-    }
-
-    /// The secret itself, for computing signatures. Never log it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl From<String> for SecretKey {
-    fn from(secret: String) -> Self {
-        Self::new(secret)
-    }
-}
-
-impl fmt::Debug for SecretKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl fmt::Display for SecretKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
+pub use aws_credentials_file::Secret as SecretKey;
 
 /// Errors reading or creating the credentials file. Messages never contain a secret.
 #[derive(Debug, thiserror::Error)]
@@ -87,15 +56,11 @@ pub struct CredentialStore {
     default_access_key_id: Option<String>,
 }
 
-/// The profile name whose key [`CredentialStore::default_access_key_id`] prefers.
-const DEFAULT_PROFILE: &str = "default";
-
 impl CredentialStore {
     /// Reads the credentials file at `path` (normally `DIR/credentials`), in the
-    /// AWS CLI INI format: all profiles, keys `aws_access_key_id` and
-    /// `aws_secret_access_key` (case-insensitive), `#`/`;` comment lines, `=` or
-    /// `:` with optional spaces around it. `[profile name]` headers are accepted
-    /// as `[name]`. Other keys (e.g. `aws_session_token`, `region`) are ignored.
+    /// AWS CLI INI format as [`aws_credentials_file::parse`] reads it, and loads
+    /// every profile holding both `aws_access_key_id` and `aws_secret_access_key`.
+    /// Other keys (e.g. `aws_session_token`, `region`) are ignored.
     ///
     /// If the file does not exist, creates it (and its parent directory) with a
     /// `[default]` profile holding a random access key id (20 chars, `A-Z0-9`,
@@ -108,18 +73,16 @@ impl CredentialStore {
         };
         match fs::read(path) {
             Ok(bytes) => {
+                let bytes = Zeroizing::new(bytes);
                 warn_if_readable_by_others(path);
-                let text = String::from_utf8(bytes).map_err(|e| {
-                    // Name the line holding the invalid byte, not its content.
-                    let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+                let profiles = aws_credentials_file::parse_bytes(&bytes).map_err(|e| {
                     CredentialsError::Parse {
                         path: path.to_path_buf(),
-                        line: valid.iter().filter(|&&b| b == b'\n').count() + 1,
-                        message: "not valid UTF-8".to_owned(),
+                        line: e.line,
+                        message: e.message,
                     }
-                });
-                let text = Zeroizing::new(text?);
-                Ok((Self::parse(&text, path)?, false))
+                })?;
+                Ok((Self::from_profiles(profiles, path)?, false))
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 let access_key_id = random_access_key_id();
@@ -190,157 +153,36 @@ impl CredentialStore {
         self.keys.is_empty()
     }
 
-    fn parse(text: &str, path: &Path) -> Result<Self, CredentialsError> {
-        let err = |line: usize, message: String| CredentialsError::Parse {
-            path: path.to_path_buf(),
-            line,
-            message,
+    /// The store for parsed `profiles` of the file at `path`: every profile
+    /// holding keys; an access key id in several profiles must have one secret.
+    fn from_profiles(profiles: Vec<Profile>, path: &Path) -> Result<Self, CredentialsError> {
+        let mut store = Self {
+            default_access_key_id: aws_credentials_file::default_or_first(&profiles)
+                .and_then(|p| p.access_key_id.clone()),
+            ..Self::default()
         };
-
-        struct Profile {
-            name: String,
-            header_line: usize,
-            access_key_id: Option<(String, usize)>,
-            secret: Option<(SecretKey, usize)>,
-        }
-        let mut profiles: Vec<Profile> = Vec::new();
-        // Indentation of the last `key = value` line in the current section;
-        // more-indented lines after it are continuation lines (configparser's
-        // nested values, e.g. `s3 =` blocks) and are ignored.
-        let mut last_key_indent: Option<usize> = None;
-
-        for (idx, raw) in text.lines().enumerate() {
-            let line_no = idx + 1;
-            let raw = raw.strip_prefix('\u{feff}').unwrap_or(raw);
-            let line = raw.trim();
-            if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
-                continue;
-            }
-            let indent = raw.len() - raw.trim_start().len();
-            if let Some(key_indent) = last_key_indent
-                && indent > key_indent
-            {
-                continue;
-            }
-            if let Some(rest) = line.strip_prefix('[') {
-                let Some(inner) = rest.strip_suffix(']') else {
-                    return Err(err(line_no, "section header without closing `]`".into()));
-                };
-                let mut name = inner.trim();
-                if let Some(n) = name.strip_prefix("profile ") {
-                    name = n.trim();
-                }
-                if name.is_empty() {
-                    return Err(err(line_no, "empty profile name".into()));
-                }
-                if let Some(prev) = profiles.iter().find(|p| p.name == name) {
-                    return Err(err(
-                        line_no,
-                        format!(
-                            "duplicate profile [{name}] (first defined on line {})",
-                            prev.header_line
-                        ),
-                    ));
-                }
-                profiles.push(Profile {
-                    name: name.to_owned(),
-                    header_line: line_no,
-                    access_key_id: None,
-                    secret: None,
-                });
-                last_key_indent = None;
-                continue;
-            }
-            let Some(sep) = line.find(['=', ':']) else {
-                return Err(err(
-                    line_no,
-                    "expected `[profile]`, `key = value` or a comment".into(),
-                ));
-            };
-            let key = line[..sep].trim().to_ascii_lowercase();
-            let value = line[sep + 1..].trim();
-            let Some(profile) = profiles.last_mut() else {
-                return Err(err(line_no, "key outside of any [profile] section".into()));
-            };
-            last_key_indent = Some(indent);
-            match key.as_str() {
-                "aws_access_key_id" => {
-                    if profile.access_key_id.is_some() {
-                        return Err(err(line_no, "duplicate aws_access_key_id".into()));
-                    }
-                    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_graphic() && b != b'/')
-                    {
-                        return Err(err(
-                            line_no,
-                            "aws_access_key_id must be non-empty printable ASCII without `/` or spaces"
-                                .into(),
-                        ));
-                    }
-                    profile.access_key_id = Some((value.to_owned(), line_no));
-                }
-                "aws_secret_access_key" => {
-                    if profile.secret.is_some() {
-                        return Err(err(line_no, "duplicate aws_secret_access_key".into()));
-                    }
-                    if value.is_empty() {
-                        return Err(err(line_no, "empty aws_secret_access_key".into()));
-                    }
-                    profile.secret = Some((SecretKey::new(value.to_owned()), line_no));
-                }
-                "" => return Err(err(line_no, "missing key name before `=`".into())),
-                _ => {}
-            }
-        }
-
-        let mut store = Self::default();
-        let mut first: Option<String> = None;
         for profile in profiles {
-            match (profile.access_key_id, profile.secret) {
-                (Some((akid, akid_line)), Some((secret, _))) => {
-                    if let Some(existing) = store.keys.get(&akid)
-                        && *existing != secret
-                    {
-                        return Err(err(
-                            akid_line,
-                            format!(
-                                "access key id {akid} appears in several profiles with different secrets"
-                            ),
-                        ));
-                    }
-                    if profile.name == DEFAULT_PROFILE {
-                        store.default_access_key_id = Some(akid.clone());
-                    }
-                    first.get_or_insert_with(|| akid.clone());
-                    store.keys.insert(akid, secret);
-                }
-                (Some((_, line)), None) => {
-                    return Err(err(
-                        line,
-                        format!(
-                            "profile [{}] has aws_access_key_id but no aws_secret_access_key",
-                            profile.name
-                        ),
-                    ));
-                }
-                (None, Some((_, line))) => {
-                    return Err(err(
-                        line,
-                        format!(
-                            "profile [{}] has aws_secret_access_key but no aws_access_key_id",
-                            profile.name
-                        ),
-                    ));
-                }
-                (None, None) => {}
+            let (Some(akid), Some(secret)) = (profile.access_key_id, profile.secret_access_key)
+            else {
+                continue;
+            };
+            if let Some(existing) = store.keys.get(&akid)
+                && *existing != secret
+            {
+                return Err(CredentialsError::Parse {
+                    path: path.to_path_buf(),
+                    line: profile.access_key_id_line.unwrap_or(profile.line),
+                    message: format!(
+                        "access key id {akid} appears in several profiles with different secrets"
+                    ),
+                });
             }
+            store.keys.insert(akid, secret);
         }
         if store.keys.is_empty() {
             return Err(CredentialsError::NoCredentials {
                 path: path.to_path_buf(),
             });
-        }
-        if store.default_access_key_id.is_none() {
-            store.default_access_key_id = first;
         }
         Ok(store)
     }
@@ -480,24 +322,22 @@ mod tests {
     }
 
     #[test]
-    fn parses_aws_cli_format() {
+    fn loads_every_profile_with_keys() {
         let dir = tempfile::tempdir().unwrap();
         let path = write(
             dir.path(),
             "# comment\n\
-             ; another comment\n\
              [camera]\n\
              AWS_Access_Key_ID=AKIACAMERA000000000\n\
              aws_secret_access_key:cam/secret+key\n\
-             region = us-west-2\n\
-             \n\
              [profile viewer]\n\
-             aws_access_key_id   =   AKIAVIEWER000000000  \n\
+             aws_access_key_id = AKIAVIEWER000000000\n\
              aws_secret_access_key = viewer secret with spaces\n\
              aws_session_token = ignored\n\
-             s3 =\n\
-             \x20   max_concurrent_requests = 20\n\
              [default]\n\
+             aws_access_key_id = AKIADEFAULT00000000\n\
+             aws_secret_access_key = default=secret\n\
+             [same-key-again]\n\
              aws_access_key_id = AKIADEFAULT00000000\n\
              aws_secret_access_key = default=secret\n\
              [empty]\n\
@@ -528,80 +368,72 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = write(
             dir.path(),
-            "[b]\naws_access_key_id=AKIAB\naws_secret_access_key=sb\n\
+            "[default]\nregion=us-east-1\n\
+             [b]\naws_access_key_id=AKIAB\naws_secret_access_key=sb\n\
              [a]\naws_access_key_id=AKIAA\naws_secret_access_key=sa\n",
         );
         let (store, _) = CredentialStore::load_or_create(&path).unwrap();
         assert_eq!(store.default_access_key_id(), Some("AKIAB"));
     }
 
-    fn parse_err(text: &str) -> (usize, String) {
+    fn parse_err(text: &[u8]) -> (usize, String) {
         let dir = tempfile::tempdir().unwrap();
-        let path = write(dir.path(), text);
-        match CredentialStore::load_or_create(&path) {
+        let p = dir.path().join("credentials");
+        fs::write(&p, text).unwrap();
+        match CredentialStore::load_or_create(&p) {
             Err(e @ CredentialsError::Parse { line, .. }) => {
                 let shown = e.to_string();
-                assert!(shown.contains(&path.display().to_string()), "{shown}");
-                assert!(shown.contains(&format!(":{line}:")), "{shown}");
+                assert!(
+                    shown.starts_with(&format!("{}:{line}: ", p.display())),
+                    "{shown}"
+                );
                 (line, shown)
             }
             other => panic!("expected parse error, got {other:?}"),
         }
     }
 
+    /// Syntax errors come from `aws_credentials_file` (tested there); here: that
+    /// they are reported with the path, and the server's own checks.
     #[test]
     fn errors_name_path_and_line_but_never_the_secret() {
-        let (line, msg) = parse_err("aws_access_key_id = AKIA\n");
-        assert_eq!(line, 1);
-        assert!(msg.contains("outside"), "{msg}");
-
-        let (line, msg) =
-            parse_err("[default]\naws_secret_access_key = TOPSECRET\ngarbage TOPSECRET\n");
-        assert_eq!(line, 3);
-        assert!(!msg.contains("TOPSECRET"), "{msg}");
-
-        let (line, msg) = parse_err("[default]\naws_secret_access_key = TOPSECRET\n");
+        let (line, msg) = parse_err(b"[default]\naws_secret_access_key = TOPSECRET\n");
         assert_eq!(line, 2);
-        assert!(msg.contains("no aws_access_key_id"), "{msg}");
-        assert!(!msg.contains("TOPSECRET"), "{msg}");
-
-        let (line, _) = parse_err("[a]\n[b\n");
-        assert_eq!(line, 2);
-
-        let (line, msg) = parse_err(
-            "[a]\naws_access_key_id=X\naws_secret_access_key=s\n[a]\naws_access_key_id=Y\n",
+        assert!(
+            msg.ends_with(": profile [default] has aws_secret_access_key but no aws_access_key_id")
         );
-        assert_eq!(line, 4);
-        assert!(msg.contains("duplicate profile"), "{msg}");
+        assert!(!msg.contains("TOPSECRET"), "{msg}");
+
+        let (line, msg) = parse_err(b"[a]\naws_secret_access_key = \xffTOPSECRET\n");
+        assert_eq!(line, 2);
+        assert!(msg.ends_with(": not valid UTF-8"), "{msg}");
 
         let (line, msg) = parse_err(
-            "[a]\naws_access_key_id=X\naws_secret_access_key=s1\n\
-             [b]\naws_access_key_id=X\naws_secret_access_key=s2\n",
+            b"[a]\naws_access_key_id=X\naws_secret_access_key=s1\n\
+              [b]\naws_access_key_id=X\naws_secret_access_key=s2\n",
         );
         assert_eq!(line, 5);
+        assert!(
+            msg.ends_with(": access key id X appears in several profiles with different secrets"),
+            "{msg}"
+        );
         assert!(!msg.contains("s1") && !msg.contains("s2"), "{msg}");
-
-        let (line, _) = parse_err("[a]\naws_access_key_id = AK/ID\n");
-        assert_eq!(line, 2);
     }
 
     #[test]
     fn empty_file_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        let path = write(dir.path(), "# nothing\n[default]\nregion=us-east-1\n");
-        assert!(matches!(
-            CredentialStore::load_or_create(&path),
-            Err(CredentialsError::NoCredentials { .. })
-        ));
+        for text in ["", "# nothing\n[default]\nregion=us-east-1\n"] {
+            let path = write(dir.path(), text);
+            let e = CredentialStore::load_or_create(&path).unwrap_err();
+            assert!(matches!(e, CredentialsError::NoCredentials { .. }), "{e:?}");
+        }
     }
 
     #[test]
-    fn secret_is_redacted() {
-        let s = SecretKey::new("hunter2hunter2".into());
-        assert_eq!(format!("{s}"), "<redacted>");
-        assert_eq!(format!("{s:?}"), "<redacted>");
+    fn store_debug_hides_secrets() {
         let mut store = CredentialStore::default();
-        store.insert("AKID", s);
+        store.insert("AKID", SecretKey::new("hunter2hunter2".into()));
         let dbg = format!("{store:?}");
         assert!(!dbg.contains("hunter2"), "{dbg}");
         assert!(dbg.contains("AKID"), "{dbg}");

@@ -63,8 +63,7 @@ impl Client {
             .with_root_certificates(roots)
             .with_no_client_auth();
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        let (key, secret) = read_credentials(credentials)?;
-        let creds = Credentials::new(key, secret, None, None, "bench");
+        let creds = read_credentials(credentials)?;
         Ok(Self {
             tls: TlsConnector::from(Arc::new(config)),
             identity: creds.into(),
@@ -167,34 +166,24 @@ impl Client {
     }
 }
 
-fn read_credentials(path: &Path) -> anyhow::Result<(String, String)> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading credentials {}", path.display()))?;
-    let mut section = String::new();
-    let (mut key, mut secret) = (None, None);
-    for line in text.lines() {
-        let line = line.trim();
-        if line.starts_with('[') {
-            section = line
-                .trim_matches(|c| c == '[' || c == ']')
-                .trim()
-                .to_string();
-            continue;
-        }
-        if section != "default" {
-            continue;
-        }
-        if let Some((k, v)) = line.split_once('=') {
-            match k.trim() {
-                "aws_access_key_id" => key = Some(v.trim().to_string()),
-                "aws_secret_access_key" => secret = Some(v.trim().to_string()),
-                _ => {}
-            }
-        }
-    }
-    Ok((
-        key.context("no aws_access_key_id in [default]")?,
-        secret.context("no aws_secret_access_key in [default]")?,
+/// The keys of the `[default]` profile of the credentials file at `path`, or
+/// else of its first profile holding keys.
+fn read_credentials(path: &Path) -> anyhow::Result<Credentials> {
+    let profiles = aws_credentials_file::read_file(path)?;
+    let profile = aws_credentials_file::default_or_first(&profiles);
+    let Some((key, secret)) = profile.and_then(|p| p.keys()) else {
+        bail!(
+            "{}: no profile holds both aws_access_key_id and aws_secret_access_key",
+            path.display()
+        );
+    };
+    let token = profile.and_then(|p| p.session_token.as_ref());
+    Ok(Credentials::new(
+        key,
+        secret.expose(),
+        token.map(|t| t.expose().to_owned()),
+        None,
+        "bench",
     ))
 }
 

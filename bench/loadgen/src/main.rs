@@ -34,7 +34,7 @@ struct Conn {
     /// CA certificate (PEM) the server's certificate chains to.
     #[arg(long)]
     ca: PathBuf,
-    /// AWS CLI style credentials file ([default] profile).
+    /// AWS CLI style credentials file ([default] profile, or else the first with keys).
     #[arg(long)]
     credentials: PathBuf,
     /// Region put in the SigV4 scope.

@@ -68,8 +68,6 @@ pub(crate) struct Chunk {
     /// Offset of `bytes` in the fragment; 0 at a fragment boundary.
     pub(crate) offset: usize,
     pub(crate) bytes: Bytes,
-    /// The fragment is complete and `bytes` reaches its end.
-    pub(crate) ends_fragment: bool,
 }
 
 impl Chunk {
@@ -265,21 +263,20 @@ impl Spool {
                     return Ok(None);
                 };
                 let offset = if entry.id == pos.id { pos.offset } else { 0 };
-                let chunk = |bytes: Bytes, ends_fragment| Chunk {
+                let chunk = |bytes: Bytes| Chunk {
                     id: entry.id,
                     timecode_ms: entry.timecode_ms,
                     header: entry.header.clone(),
                     offset,
                     bytes,
-                    ends_fragment,
                 };
                 match &entry.data {
                     Data::Growing(data) if offset < data.len() => {
-                        return Ok(Some(chunk(Bytes::copy_from_slice(&data[offset..]), false)));
+                        return Ok(Some(chunk(Bytes::copy_from_slice(&data[offset..]))));
                     }
                     Data::Growing(_) => return Ok(None),
                     Data::Complete(data) if offset < data.len() => {
-                        return Ok(Some(chunk(data.slice(offset..), true)));
+                        return Ok(Some(chunk(data.slice(offset..))));
                     }
                     Data::Complete(_) => None,
                     Data::OnDisk if offset < entry.len => Some((entry.id, offset)),
@@ -290,7 +287,12 @@ impl Spool {
             };
             match on_disk {
                 // This fragment is all sent: look at the next one.
-                Err(id) => pos = Position { id: id + 1, offset: 0 },
+                Err(id) => {
+                    pos = Position {
+                        id: id + 1,
+                        offset: 0,
+                    }
+                }
                 Ok((id, offset, timecode_ms, header)) => {
                     let disk = self.disk.clone();
                     let read = tokio::task::spawn_blocking(move || disk.read(id))
@@ -305,12 +307,14 @@ impl Spool {
                                 header,
                                 offset,
                                 bytes,
-                                ends_fragment: true,
                             }));
                         }
                         Ok(_) | Err(_) if !self.contains(id) => {
                             // Acknowledged or dropped while we were reading.
-                            pos = Position { id: id + 1, offset: 0 };
+                            pos = Position {
+                                id: id + 1,
+                                offset: 0,
+                            };
                         }
                         Ok(_) => {
                             warn!(id, "spool record shorter than queued; skipping it");
@@ -362,7 +366,7 @@ impl Spool {
             .map(|e| e.id)
     }
 
-    /// Counts a fragment the uplink finished writing to a session.
+    /// Counts a fragment the uplink started sending in a session (re-sends count again).
     pub(crate) fn count_sent(&self) {
         self.lock().counters.sent += 1;
     }
@@ -436,8 +440,7 @@ impl Spool {
             let due = all
                 || over_memory
                 || self.config.mode == SpoolMode::Durable
-                || e
-                    .completed_at
+                || e.completed_at
                     .is_some_and(|t| now.duration_since(t) >= self.config.spill_after);
             due.then(|| (e.id, e.timecode_ms, e.header.clone(), data.clone()))
         })
@@ -481,7 +484,10 @@ impl Spool {
             };
             let Some(id) = victim else { return };
             if self.remove(id, Removal::Full) {
-                warn!(id, "memory bound reached and the spool cannot be written: dropped the oldest fragment");
+                warn!(
+                    id,
+                    "memory bound reached and the spool cannot be written: dropped the oldest fragment"
+                );
             }
         }
     }

@@ -55,7 +55,8 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Record, RecordError> {
     if &bytes[..4] != MAGIC || bytes[4] != VERSION {
         return Err(RecordError::BadMagic);
     }
-    let u32_at = |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+    let u32_at =
+        |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
     let mut tc = [0u8; 8];
     tc.copy_from_slice(&bytes[8..16]);
     let header_len = u32_at(16) as usize;

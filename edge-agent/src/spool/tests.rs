@@ -44,7 +44,10 @@ async fn streams_growing_fragments_then_acks_remove_them() {
     assert!(spool.persisted(1_000));
     assert!(!spool.persisted(1_000));
     let (status, counters, _) = spool.status();
-    assert_eq!((status.fragments, counters.acked, counters.captured), (1, 1, 2));
+    assert_eq!(
+        (status.fragments, counters.acked, counters.captured),
+        (1, 1, 2)
+    );
     // A new session starts at the first unacknowledged fragment.
     let (got, _) = drain(&spool, spool.first_position()).await;
     assert_eq!(got, [(2_000, b"b1".to_vec())]);
@@ -74,7 +77,11 @@ async fn spilled_fragments_survive_a_restart_in_order() {
     assert_eq!(got, [(1_000, vec![0; 100]), (3_000, vec![2; 100])]);
     spool.start_fragment(4_000, header(), b"new".to_vec());
     let (got, _) = drain(&spool, spool.first_position()).await;
-    assert_eq!(got.last().unwrap().0, 4_000, "new fragments queue after old ones");
+    assert_eq!(
+        got.last().unwrap().0,
+        4_000,
+        "new fragments queue after old ones"
+    );
 }
 
 #[tokio::test]
@@ -104,5 +111,10 @@ async fn buffered_mode_keeps_prompt_fragments_off_the_disk() {
     spool.spill(false);
     assert_eq!(spool.status().0.disk_fragments, 0);
     assert!(spool.persisted(1_000));
-    assert_eq!(std::fs::read_dir(dir.path().join("fragments")).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("fragments"))
+            .unwrap()
+            .count(),
+        0
+    );
 }
