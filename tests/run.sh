@@ -9,7 +9,7 @@ APT_PACKAGES=(
   build-essential pkg-config
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
-  gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools
+  gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools gstreamer1.0-x
   ffmpeg mkvtoolnix python3-pip
 )
 
@@ -50,8 +50,9 @@ step "Rust tests"
 cargo test --workspace
 
 step "Building the server for the end-to-end tests"
-cargo build -p ingest-server
+cargo build -p ingest-server -p edge-agent
 export INGEST_SERVER_BIN="$PWD/target/debug/ingest-server"
+export EDGE_AGENT_BIN="$PWD/target/debug/edge-agent"
 
 step "End-to-end tests (real server, TLS, boto3, AWS CLI, GStreamer, ffprobe)"
 python3 -m pytest tests/e2e -v -x --durations=10

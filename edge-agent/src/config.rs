@@ -219,7 +219,7 @@ pub(crate) mod defaults {
 }
 
 fn seconds(name: &str, value: f64) -> Result<Duration, String> {
-    if value.is_finite() && value >= 0.0 && value < 1e9 {
+    if (0.0..1e9).contains(&value) {
         Ok(Duration::from_secs_f64(value))
     } else {
         Err(format!(

@@ -209,7 +209,7 @@ async fn agent(
         stale_after: config.stale_after,
         rotate_after: config.rotate_after,
         backoff_min: Duration::from_millis(500),
-        backoff_max: Duration::from_secs(30),
+        backoff_max: Duration::from_secs(10),
     };
     let mut uplink = tokio::spawn(uplink::run(
         client,
