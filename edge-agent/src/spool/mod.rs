@@ -255,7 +255,8 @@ impl Spool {
         }
     }
 
-    async fn try_next_chunk(&self, mut pos: Position) -> io::Result<Option<Chunk>> {
+    /// The next bytes after `pos`, or `None` when there are none yet.
+    pub(crate) async fn try_next_chunk(&self, mut pos: Position) -> io::Result<Option<Chunk>> {
         loop {
             let on_disk = {
                 let state = self.lock();

@@ -16,9 +16,12 @@ use super::acks::{Ack, AckDecoder};
 use super::client::{Endpoint, PendingResponse};
 use super::error::UplinkError;
 use super::{Shared, State};
+use crate::spool::{Chunk, Position};
 
 /// How long a session waits for the last acks when it ends on purpose.
 const GRACEFUL_END: Duration = Duration::from_secs(5);
+/// How long a stopping agent keeps sending what it has captured.
+const FLUSH_AT_SHUTDOWN: Duration = Duration::from_secs(3);
 
 /// Why a session ended.
 #[derive(Debug)]
@@ -97,7 +100,10 @@ impl Session<'_> {
         loop {
             let stale_at = tokio::time::Instant::from_std(self.last_heard + settings.stale_after);
             tokio::select! {
-                _ = shutdown.changed() => return SessionEnd::Shutdown,
+                _ = shutdown.changed() => {
+                    self.flush(pos).await;
+                    return SessionEnd::Shutdown;
+                }
                 joined = async { self.response.as_mut().expect("guarded").await }, if self.response.is_some() => {
                     self.response = None;
                     match joined {
@@ -131,28 +137,13 @@ impl Session<'_> {
                         Ok(chunk) => chunk,
                         Err(e) => return SessionEnd::Failed(UplinkError::Unreachable(format!("spool: {e}"))),
                     };
-                    let mut out = Vec::new();
                     if chunk.offset == 0 {
                         debug!(fragment_timecode = chunk.timecode_ms, id = chunk.id, "sending fragment");
                         if self.started.elapsed() >= settings.rotate_after {
                             return SessionEnd::Reconnect("rotating the PutMedia session before the 45-minute limit");
                         }
-                        if self.header.as_ref() != Some(&chunk.header) {
-                            // A new EBML header and Segment start a new MKV session within the
-                            // request, as the producer SDK does when the format changes.
-                            write_ebml_header(&mut out, 2);
-                            write_id(&mut out, mkv_fragment::ids::SEGMENT);
-                            write_size(&mut out, None, 1);
-                            out.extend_from_slice(&chunk.header);
-                            self.header = Some(chunk.header.clone());
-                        }
                     }
-                    let bytes = if out.is_empty() {
-                        chunk.bytes.clone()
-                    } else {
-                        out.extend_from_slice(&chunk.bytes);
-                        Bytes::from(out)
-                    };
+                    let bytes = self.framed(&chunk);
                     let Some(tx) = &self.body_tx else { return SessionEnd::Reconnect("body closed") };
                     match tokio::time::timeout(settings.stale_after, tx.send(bytes)).await {
                         Ok(Ok(())) => {}
@@ -168,6 +159,48 @@ impl Session<'_> {
                 _ = tokio::time::sleep_until(stale_at) => {
                     return SessionEnd::Failed(UplinkError::Unreachable(format!(
                         "stale PutMedia connection: no acknowledgement for {} s", settings.stale_after.as_secs())));
+                }
+            }
+        }
+    }
+
+    /// The chunk's bytes, preceded by a new EBML header and Segment when its fragment belongs
+    /// to another MKV session than the last one sent (first fragment, or the format changed),
+    /// as the producer SDK does.
+    fn framed(&mut self, chunk: &Chunk) -> Bytes {
+        if chunk.offset != 0 || self.header.as_ref() == Some(&chunk.header) {
+            return chunk.bytes.clone();
+        }
+        let mut out = Vec::with_capacity(chunk.header.len() + chunk.bytes.len() + 64);
+        write_ebml_header(&mut out, 2);
+        write_id(&mut out, mkv_fragment::ids::SEGMENT);
+        write_size(&mut out, None, 1);
+        out.extend_from_slice(&chunk.header);
+        out.extend_from_slice(&chunk.bytes);
+        self.header = Some(chunk.header.clone());
+        Bytes::from(out)
+    }
+
+    /// At shutdown the spool holds only complete fragments: send what can be sent in a moment,
+    /// whole fragments at a time, so the body never ends inside a fragment (the server would
+    /// store the cut fragment, and the next start would re-send it whole).
+    async fn flush(&mut self, mut pos: Position) {
+        let Some(tx) = self.body_tx.clone() else {
+            return;
+        };
+        let deadline = tokio::time::Instant::now() + FLUSH_AT_SHUTDOWN;
+        let spool = &self.shared.spool;
+        while let Ok(Ok(Some(chunk))) =
+            tokio::time::timeout_at(deadline, spool.try_next_chunk(pos)).await
+        {
+            let bytes = self.framed(&chunk);
+            match tokio::time::timeout_at(deadline, tx.send(bytes)).await {
+                Ok(Ok(())) => pos = chunk.end(),
+                _ => {
+                    // The fragment may be cut: drop the connection instead of ending the body.
+                    self.body_tx = None;
+                    self.connection.abort();
+                    return;
                 }
             }
         }
