@@ -142,7 +142,7 @@ async fn agent(
             .spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     spool.spill(false);
-                    std::thread::sleep(SPILL_EVERY);
+                    spool.wait_for_spill_work(SPILL_EVERY);
                 }
             })
             .map_err(|e| format!("cannot start the spool thread: {e}"))?
@@ -209,7 +209,7 @@ async fn agent(
         stale_after: config.stale_after,
         rotate_after: config.rotate_after,
         backoff_min: Duration::from_millis(500),
-        backoff_max: Duration::from_secs(10),
+        backoff_max: Duration::from_secs(5),
     };
     let mut uplink = tokio::spawn(uplink::run(
         client,

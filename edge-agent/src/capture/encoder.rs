@@ -34,9 +34,11 @@ pub(crate) fn description(element: &str, s: &CaptureSettings) -> String {
     let gop = s.keyframe_interval.max(1);
     match element {
         // 4:2:0 input: given a choice x264 encodes 4:4:4 (High 4:4:4), which browsers reject.
+        // No scene-cut key frames: fragments are cut on key frames, so a regular GOP keeps
+        // them at their configured duration.
         "x264enc" => format!(
             "video/x-raw,format=I420 ! x264enc tune=zerolatency speed-preset=veryfast bitrate={kbps} key-int-max={gop} \
-             bframes=0"
+             bframes=0 option-string=scenecut=0"
         ),
         // The Pi's encoder takes V4L2 controls; without a fixed level its caps do not negotiate.
         "v4l2h264enc" => format!(
@@ -158,7 +160,7 @@ mod tests {
         assert_eq!(
             description("x264enc", &s),
             "video/x-raw,format=I420 ! x264enc tune=zerolatency speed-preset=veryfast bitrate=300 \
-             key-int-max=15 bframes=0"
+             key-int-max=15 bframes=0 option-string=scenecut=0"
         );
         assert!(description("nvv4l2h264enc", &s).contains("bitrate=300000 iframeinterval=15"));
         assert!(description("v4l2h264enc", &s).contains("video_bitrate=300000"));

@@ -137,9 +137,12 @@ pub(crate) fn build(settings: &CaptureSettings, encoder: &str) -> Result<Built, 
     )?;
     check_source(&settings.source)?;
 
+    let description = description(settings, encoder);
+    // The RTSP URL (which may hold a password) is set as a property, not in this text.
+    tracing::info!(pipeline = %description, "capture pipeline");
     let mut context = gst::ParseContext::new();
     let pipeline = gst::parse::launch_full(
-        &description(settings, encoder),
+        &description,
         Some(&mut context),
         gst::ParseFlags::FATAL_ERRORS,
     )

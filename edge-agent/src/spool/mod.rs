@@ -18,7 +18,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -139,6 +139,9 @@ pub(crate) struct Spool {
     disk: DiskSpool,
     config: SpoolConfig,
     disk_failing: AtomicBool,
+    /// Wakes the spill thread when a fragment completes in durable mode.
+    spill_due: Mutex<bool>,
+    spill_wake: Condvar,
 }
 
 impl Spool {
@@ -187,6 +190,8 @@ impl Spool {
             disk,
             config,
             disk_failing: AtomicBool::new(false),
+            spill_due: Mutex::new(false),
+            spill_wake: Condvar::new(),
         })
     }
 
@@ -218,6 +223,7 @@ impl Spool {
         });
         drop(state);
         self.changed.notify_waiters();
+        self.fragment_completed();
     }
 
     /// Appends a frame to the fragment being captured.
@@ -240,6 +246,25 @@ impl Spool {
     pub(crate) fn finish_fragment(&self) {
         complete_last(&mut self.lock());
         self.changed.notify_waiters();
+        self.fragment_completed();
+    }
+
+    /// In durable mode a complete fragment is written at once, not at the next poll.
+    fn fragment_completed(&self) {
+        if self.config.mode == SpoolMode::Durable {
+            *self.spill_due.lock().unwrap_or_else(|e| e.into_inner()) = true;
+            self.spill_wake.notify_one();
+        }
+    }
+
+    /// Blocks the spill thread until a fragment completes in durable mode, or `timeout`.
+    pub(crate) fn wait_for_spill_work(&self, timeout: Duration) {
+        let due = self.spill_due.lock().unwrap_or_else(|e| e.into_inner());
+        let (mut due, _) = self
+            .spill_wake
+            .wait_timeout_while(due, timeout, |due| !*due)
+            .unwrap_or_else(|e| e.into_inner());
+        *due = false;
     }
 
     /// The next bytes after `pos`, waiting until there are some.
