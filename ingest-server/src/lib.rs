@@ -12,3 +12,4 @@ pub mod services;
 pub mod storage;
 pub mod telemetry;
 pub mod tls;
+pub mod web;

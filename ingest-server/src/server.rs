@@ -96,16 +96,20 @@ pub async fn accept_loop(
     }
 }
 
-/// The host the client addressed, without port: the Host header on HTTP/1.1, the
+/// The authority the client addressed, as sent: the Host header on HTTP/1.1, the
 /// `:authority` on HTTP/2.
-fn request_host<B>(req: &Request<B>) -> String {
-    let raw = req
-        .headers()
+fn request_authority<B>(req: &Request<B>) -> String {
+    req.headers()
         .get(http::header::HOST)
         .and_then(|h| h.to_str().ok())
         .map(str::to_owned)
         .or_else(|| req.uri().authority().map(|a| a.as_str().to_owned()))
-        .unwrap_or_else(|| "localhost".to_owned());
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// The host the client addressed, without port.
+fn request_host<B>(req: &Request<B>) -> String {
+    let raw = request_authority(req);
     match raw.strip_prefix('[') {
         Some(v6) => v6.split(']').next().unwrap_or(v6).to_owned(),
         None => raw
@@ -129,6 +133,7 @@ async fn handle(
     let ctx = RequestContext {
         request_id: uuid::Uuid::new_v4().to_string(),
         host: request_host(&req),
+        authority: request_authority(&req),
     };
     let path = req.uri().path().to_owned();
     let result = route(&app, req, &ctx).await;
@@ -146,6 +151,18 @@ async fn route(
     req: Request<Incoming>,
     ctx: &RequestContext,
 ) -> Result<Response<ResponseBody>, AwsError> {
+    if req.method() == http::Method::GET || req.method() == http::Method::HEAD {
+        let path = req.uri().path();
+        // Playback URLs carry their own session token (as AWS's do): no SigV4.
+        if path.starts_with("/hls/") || path.starts_with("/dash/") {
+            let (parts, _) = req.into_parts();
+            return app.video.playback_get(&parts, ctx).await;
+        }
+        // The web page and its assets are public; every API call it makes is signed.
+        if let Some(response) = crate::web::serve(path) {
+            return Ok(response);
+        }
+    }
     let op = match (req.method(), VideoOperation::from_path(req.uri().path())) {
         (&http::Method::POST, Some(op)) => op,
         _ => {

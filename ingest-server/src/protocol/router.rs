@@ -40,8 +40,16 @@ pub enum VideoOperation {
     ListFragments,
     /// `/getMediaForFragmentList`
     GetMediaForFragmentList,
+    /// `/getHLSStreamingSessionURL`
+    GetHlsStreamingSessionUrl,
+    /// `/getDASHStreamingSessionURL`
+    GetDashStreamingSessionUrl,
+    /// `/getClip` (binary MP4 response)
+    GetClip,
+    /// `/getImages`
+    GetImages,
     /// An operation of the models that this server does not offer yet (signaling
-    /// channels, edge configuration, HLS/DASH/clips/images until their issue lands).
+    /// channels, edge configuration, image generation and notification configuration).
     NotImplemented(&'static str),
 }
 
@@ -102,10 +110,6 @@ const NOT_IMPLEMENTED: &[(&str, &str)] = &[
         "/updateStreamStorageConfiguration",
         "UpdateStreamStorageConfiguration",
     ),
-    ("/getHLSStreamingSessionURL", "GetHLSStreamingSessionURL"),
-    ("/getDASHStreamingSessionURL", "GetDASHStreamingSessionURL"),
-    ("/getClip", "GetClip"),
-    ("/getImages", "GetImages"),
 ];
 
 impl VideoOperation {
@@ -130,6 +134,10 @@ impl VideoOperation {
             "/getMedia" => GetMedia,
             "/listFragments" => ListFragments,
             "/getMediaForFragmentList" => GetMediaForFragmentList,
+            "/getHLSStreamingSessionURL" => GetHlsStreamingSessionUrl,
+            "/getDASHStreamingSessionURL" => GetDashStreamingSessionUrl,
+            "/getClip" => GetClip,
+            "/getImages" => GetImages,
             other => {
                 return NOT_IMPLEMENTED
                     .iter()
@@ -156,8 +164,8 @@ mod tests {
             Some(VideoOperation::TagResource)
         );
         assert_eq!(
-            VideoOperation::from_path("/getClip"),
-            Some(VideoOperation::NotImplemented("GetClip"))
+            VideoOperation::from_path("/describeSignalingChannel"),
+            Some(VideoOperation::NotImplemented("DescribeSignalingChannel"))
         );
         assert_eq!(VideoOperation::from_path("/nope"), None);
     }

@@ -6,6 +6,7 @@ mod errors;
 mod get_media;
 mod list_fragments;
 mod live;
+mod playback;
 mod put_media;
 mod shapes;
 
@@ -31,6 +32,9 @@ pub struct RequestContext {
     pub request_id: String,
     /// The host name the client addressed (Host header or `:authority`, without port).
     pub host: String,
+    /// The Host header or `:authority` as sent (with the port), for URLs that point back
+    /// at the endpoint the client used (playback session URLs).
+    pub authority: String,
 }
 
 /// The video service: shared by every connection of both listeners.
@@ -133,6 +137,9 @@ impl VideoService {
                 .list_fragments(&body)
                 .await
                 .map(|v| json_response(&v, ctx)),
+            GetHlsStreamingSessionUrl | GetDashStreamingSessionUrl | GetClip | GetImages => {
+                self.playback_json(op, &body, ctx).await
+            }
             NotImplemented(name) => Err(AwsError::new(
                 501,
                 "NotImplementedException",
