@@ -227,6 +227,13 @@ def cmd_pipeline(a):
     ansi = re.compile(r"\x1b\[[0-9;]*m")
     for line in Path(a.log).read_text(errors="replace").splitlines():
         line = ansi.sub("", line)
+        # The agent logs `capture pipeline pipeline=<description>` (text) as its last field.
+        logged = re.search(r"capture pipeline pipeline=(.*)$", line)
+        if logged:
+            desc = re.sub(r"!\s*appsink\b.*$", "! fakesink", logged.group(1).strip())
+            Path(a.raw_out).write_text(line.strip() + "\n") if a.raw_out else None
+            print(desc)
+            return 0
         m = re.search(r"((?:videotestsrc|v4l2src|filesrc|rtspsrc|uridecodebin)\b[^\"]*?!\s*[^\"]*)", line)
         if not m or "!" not in m.group(1):
             continue
