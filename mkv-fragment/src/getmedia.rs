@@ -259,7 +259,7 @@ impl GetMediaReader {
                     self.current.header = Some(header);
                 }
             }
-            Event::ClusterStarted { .. } => {}
+            Event::ClusterStarted { .. } | Event::ClusterBlock { .. } => {}
             Event::Cluster(cluster) => {
                 if self.current.cluster.is_some() {
                     self.flush();

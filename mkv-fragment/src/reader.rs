@@ -74,6 +74,15 @@ pub enum Event {
         /// The raw Cluster Timecode, in TimecodeScale units.
         timecode: u64,
     },
+    /// One block of the Cluster being received, as soon as it has arrived; only from a parser
+    /// made with [`StreamParser::with_block_events`]. Lets a server use frames before their
+    /// Cluster is complete (low-latency HLS parts). The block is also in the later `Cluster`.
+    ClusterBlock {
+        /// The block; `data` is its range in the Cluster body, as in [`Cluster::blocks`].
+        block: Block,
+        /// The block's payload.
+        payload: Vec<u8>,
+    },
     /// A complete Cluster.
     Cluster(Cluster),
 }
@@ -181,6 +190,7 @@ pub struct StreamParser {
     error: Option<ParseError>,
     finishing: bool,
     done: bool,
+    block_events: bool,
 }
 
 #[derive(Debug)]
@@ -266,7 +276,14 @@ impl StreamParser {
             error: None,
             finishing: false,
             done: false,
+            block_events: false,
         }
+    }
+
+    /// Also emits [`Event::ClusterBlock`] for each block as it arrives.
+    pub fn with_block_events(mut self) -> Self {
+        self.block_events = true;
+        self
     }
 
     /// Appends input. Cheap: only copies the bytes. Input pushed after [`finish`](Self::finish)
@@ -737,6 +754,17 @@ impl StreamParser {
                 } else {
                     parse_block_group(&child, data_pos)?
                 };
+                if self.block_events {
+                    // `block.data` is relative to the Cluster body, which starts `data_pos -
+                    // h.len` bytes before this element.
+                    let start = block.data.start - (data_pos - h.len);
+                    let end = block.data.end - (data_pos - h.len);
+                    let payload = element.get(start..end).unwrap_or_default().to_vec();
+                    self.events.push_back(Event::ClusterBlock {
+                        block: block.clone(),
+                        payload,
+                    });
+                }
                 cluster.blocks.push(block);
             }
             _ => {}

@@ -159,7 +159,15 @@ fn run_with_limits(
     sizes: &[usize],
     limits: ParserLimits,
 ) -> (Vec<Event>, Option<ParseError>) {
-    let mut p = StreamParser::new(limits);
+    run_parser(StreamParser::new(limits), data, sizes)
+}
+
+/// Events and error of `p` over `data`, fed in the given pieces.
+fn run_parser(
+    mut p: StreamParser,
+    data: &[u8],
+    sizes: &[usize],
+) -> (Vec<Event>, Option<ParseError>) {
     let mut events = Vec::new();
     let mut at = 0;
     for &n in sizes {
@@ -202,6 +210,33 @@ fn check(data: &[u8], seeds: &[u16]) -> Result<(), TestCaseError> {
             }
         }
     }
+    // Block events: the same events besides them, and each payload is its block's bytes.
+    let with_blocks = run_parser(
+        StreamParser::default().with_block_events(),
+        data,
+        &pieces(data.len(), seeds, 7),
+    );
+    let (blocks, others): (Vec<Event>, Vec<Event>) = with_blocks
+        .0
+        .into_iter()
+        .partition(|e| matches!(e, Event::ClusterBlock { .. }));
+    prop_assert_eq!(&(others, with_blocks.1), &whole);
+    let mut expected = Vec::new();
+    for e in &whole.0 {
+        if let Event::Cluster(c) = e {
+            expected.extend(c.blocks.iter().map(|b| c.body[b.data.clone()].to_vec()));
+        }
+    }
+    let payloads: Vec<Vec<u8>> = blocks
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::ClusterBlock { payload, .. } => Some(payload),
+            _ => None,
+        })
+        .collect();
+    // A stream may end inside a Cluster (error), so blocks may outnumber complete clusters.
+    prop_assert!(payloads.len() >= expected.len());
+    prop_assert_eq!(&payloads[..expected.len()], &expected[..]);
     // Tiny limits exercise the size checks; still split-independent.
     let tiny = ParserLimits {
         max_element_size: 200,

@@ -69,6 +69,7 @@ fn kinds(events: &[Event]) -> Vec<&'static str> {
             Event::Header(_) => "header",
             Event::Tags(_) => "tags",
             Event::ClusterStarted { .. } => "started",
+            Event::ClusterBlock { .. } => "block",
             Event::Cluster(_) => "cluster",
         })
         .collect()
@@ -899,5 +900,71 @@ fn events_do_not_depend_on_the_split() {
     assert_eq!(parse_events(&s, &vec![1; s.len()]), whole);
     for seed in 0..20 {
         assert_eq!(parse_events(&s, &random_splits(s.len(), seed, 700)), whole);
+    }
+}
+
+#[test]
+fn block_events_arrive_before_their_cluster_completes() {
+    use mkv_fragment::{Frame, ProducerWriter, SegmentInfo, TrackSpec};
+    let track = TrackSpec {
+        number: 1,
+        uid: 1,
+        track_type: 1,
+        codec_id: "V_MPEG4/ISO/AVC".into(),
+        ..TrackSpec::default()
+    };
+    let writer = ProducerWriter::new(SegmentInfo::default(), vec![track]);
+    let mut stream = Vec::new();
+    writer.header(&mut stream);
+    let frames = [b"key".as_slice(), b"delta-1", b"delta-2"];
+    ProducerWriter::cluster_start(&mut stream, 1_000);
+    let cluster_open = stream.len();
+    for (i, data) in frames.iter().enumerate() {
+        let frame = Frame {
+            track: 1,
+            relative_timecode: i as i16 * 33,
+            keyframe: i == 0,
+            data,
+        };
+        ProducerWriter::simple_block(&mut stream, &frame);
+    }
+
+    let mut parser = StreamParser::default().with_block_events();
+    // Everything but the next Cluster: the first one is still open.
+    for piece in stream.chunks(5) {
+        parser.push(piece);
+    }
+    let mut payloads = Vec::new();
+    while let Some(event) = parser.next_event().unwrap() {
+        match event {
+            Event::ClusterBlock { block, payload } => {
+                payloads.push((block.relative_timecode, block.keyframe, payload))
+            }
+            Event::Cluster(_) => panic!("the cluster is not complete yet"),
+            _ => {}
+        }
+    }
+    assert!(cluster_open < stream.len());
+    assert_eq!(
+        payloads,
+        [
+            (0, true, b"key".to_vec()),
+            (33, false, b"delta-1".to_vec()),
+            (66, false, b"delta-2".to_vec())
+        ]
+    );
+    // The Cluster event still carries every block.
+    let mut blocks = 0;
+    while let Some(event) = parser.finish().unwrap() {
+        if let Event::Cluster(c) = event {
+            blocks = c.blocks.len();
+        }
+    }
+    assert_eq!(blocks, 3);
+    // Without the option, no block events.
+    let mut plain = StreamParser::default();
+    plain.push(&stream);
+    while let Some(event) = plain.next_event().unwrap() {
+        assert!(!matches!(event, Event::ClusterBlock { .. }));
     }
 }

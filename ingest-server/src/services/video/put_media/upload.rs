@@ -261,6 +261,8 @@ impl Upload {
                 Flow::Continue
             }
             Event::ClusterStarted { timecode } => self.cluster_started(timecode).await,
+            // Block events are not requested from this parser.
+            Event::ClusterBlock { .. } => Flow::Continue,
             Event::Cluster(cluster) => self.cluster_complete(cluster).await,
         }
     }
