@@ -51,8 +51,9 @@ cargo test --workspace
 
 step "Building the server for the end-to-end tests"
 cargo build -p ingest-server -p edge-agent
-export INGEST_SERVER_BIN="$PWD/target/debug/ingest-server"
-export EDGE_AGENT_BIN="$PWD/target/debug/edge-agent"
+TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+export INGEST_SERVER_BIN="$TARGET_DIR/debug/ingest-server"
+export EDGE_AGENT_BIN="$TARGET_DIR/debug/edge-agent"
 
 step "End-to-end tests (real server, TLS, boto3, AWS CLI, GStreamer, ffprobe)"
 python3 -m pytest tests/e2e -v -x --durations=10

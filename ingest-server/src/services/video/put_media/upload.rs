@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use mkv_fragment::getmedia::{FragmentStamp, write_fragment_prefix};
 use mkv_fragment::{
-    Cluster, Event, ParseError, ParserLimits, SegmentHeader, SimpleTag, StreamParser,
+    Block, Cluster, Event, ParseError, ParserLimits, SegmentHeader, SimpleTag, StreamParser,
 };
 use tokio::sync::mpsc;
 
@@ -19,6 +19,7 @@ use super::{
     MAX_CONNECTION_DURATION, MAX_FRAGMENT_BYTES, MAX_FRAGMENT_DURATION_MS, MAX_TRACKS,
     MAX_USER_TAGS,
 };
+use crate::services::video::live::{PartialFragment, PartialFrame};
 use crate::services::video::{VideoService, now_ms};
 use crate::storage::{NewFragment, StoreError, StreamRecord, fragment_number};
 
@@ -48,8 +49,9 @@ pub(super) struct Upload {
     timecode_type: TimecodeType,
     producer_start_ms: i64,
     parser: StreamParser,
-    /// The current session's header (from the latest EBML header + Segment).
-    header: Option<SegmentHeader>,
+    /// The current session's header (from the latest EBML header + Segment); shared with
+    /// the live feed of the fragment being received.
+    header: Option<Arc<SegmentHeader>>,
     /// User tags seen since the last Cluster: they belong to the next one.
     pending_tags: Vec<SimpleTag>,
     /// Timecode of the previous Cluster in this session.
@@ -80,10 +82,12 @@ impl Upload {
             acks,
             timecode_type: headers.timecode_type,
             producer_start_ms: headers.producer_start_ms,
+            // Frames are published as they arrive, for low-latency HLS parts.
             parser: StreamParser::new(ParserLimits {
                 max_element_size: MAX_FRAGMENT_BYTES + 1024 * 1024,
                 ..ParserLimits::default()
-            }),
+            })
+            .with_block_events(),
             header: None,
             pending_tags: Vec::new(),
             last_timecode: None,
@@ -151,6 +155,10 @@ impl Upload {
                     break;
                 }
             }
+        }
+        if let Some(current) = &self.current {
+            // The producer left mid-fragment: the partial fragment is not stored.
+            self.service.live.partial_ended(self.stream.id, current.seq);
         }
         tracing::info!(stream = %self.stream.name, fragments = self.stored, "PutMedia ended.");
     }
@@ -251,7 +259,7 @@ impl Upload {
                     self.ack_error(AckError::MoreThanAllowedTracks, None).await;
                     return Flow::Stop;
                 }
-                self.header = Some(header);
+                self.header = Some(Arc::new(header));
                 Flow::Continue
             }
             Event::Tags(tags) => {
@@ -261,8 +269,10 @@ impl Upload {
                 Flow::Continue
             }
             Event::ClusterStarted { timecode } => self.cluster_started(timecode).await,
-            // Block events are not requested from this parser.
-            Event::ClusterBlock { .. } => Flow::Continue,
+            Event::ClusterBlock { block, payload } => {
+                self.publish_frame(&block, payload);
+                Flow::Continue
+            }
             Event::Cluster(cluster) => self.cluster_complete(cluster).await,
         }
     }
@@ -319,6 +329,17 @@ impl Upload {
             }
             None => {
                 self.ack_event("BUFFERING", timecode, &current.number).await;
+                if let (Some(header), Some(start_ms)) =
+                    (&self.header, self.producer_ms(timecode, 0))
+                {
+                    let partial = PartialFragment {
+                        seq,
+                        producer_start_ms: start_ms,
+                        header: header.clone(),
+                        frames: Vec::new(),
+                    };
+                    self.service.live.partial_started(id, partial);
+                }
                 Flow::Continue
             }
         };
@@ -326,7 +347,49 @@ impl Upload {
         flow
     }
 
+    /// Publishes a frame of the fragment being received to live readers.
+    fn publish_frame(&self, block: &Block, payload: Vec<u8>) {
+        let Some(current) = self.current.as_ref().filter(|c| c.rejected.is_none()) else {
+            return;
+        };
+        let Some(pts_ms) = self.producer_ms(current.timecode, block.relative_timecode) else {
+            return;
+        };
+        let frame = PartialFrame {
+            track: block.track,
+            pts_ms,
+            keyframe: block.keyframe,
+            data: Bytes::from(payload),
+        };
+        self.service
+            .live
+            .partial_frame(self.stream.id, current.seq, frame);
+    }
+
+    /// Producer time in ms of a block: Cluster timecode plus relative timecode, in
+    /// TimecodeScale units, made absolute for RELATIVE uploads.
+    fn producer_ms(&self, cluster_timecode: u64, relative: i16) -> Option<i64> {
+        let header = self.header.as_ref()?;
+        let scale = i128::from(header.timecode_scale_ns.max(1));
+        let units = i128::from(cluster_timecode) + i128::from(relative);
+        let offset_ms = i64::try_from(units.saturating_mul(scale) / 1_000_000).ok()?;
+        match self.timecode_type {
+            TimecodeType::Absolute => Some(offset_ms),
+            TimecodeType::Relative => self.producer_start_ms.checked_add(offset_ms),
+        }
+    }
+
     async fn cluster_complete(&mut self, cluster: Cluster) -> Flow {
+        let seq = self.current.as_ref().map(|c| c.seq);
+        let flow = self.store_cluster(cluster).await;
+        if let Some(seq) = seq {
+            // Stored (readers find it in the store now) or refused: no longer partial.
+            self.service.live.partial_ended(self.stream.id, seq);
+        }
+        flow
+    }
+
+    async fn store_cluster(&mut self, cluster: Cluster) -> Flow {
         let Some(current) = self
             .current
             .take()
@@ -387,15 +450,9 @@ impl Upload {
         }
         let scale = u128::from(header.timecode_scale_ns.max(1));
         let to_ms = |units: u128| units.saturating_mul(scale) / 1_000_000;
-        let offset_ms = i64::try_from(to_ms(u128::from(cluster.timecode)))
-            .map_err(|_| AckError::InvalidProducerTimestamp)?;
-        let producer_ts_ms = match self.timecode_type {
-            TimecodeType::Absolute => offset_ms,
-            TimecodeType::Relative => self
-                .producer_start_ms
-                .checked_add(offset_ms)
-                .ok_or(AckError::InvalidProducerTimestamp)?,
-        };
+        let producer_ts_ms = self
+            .producer_ms(cluster.timecode, 0)
+            .ok_or(AckError::InvalidProducerTimestamp)?;
         let duration_ms =
             i64::try_from(to_ms(u128::from(fragment_duration_units(cluster)))).unwrap_or(i64::MAX);
         if duration_ms > MAX_FRAGMENT_DURATION_MS {
