@@ -10,7 +10,7 @@ APT_PACKAGES=(
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools gstreamer1.0-x
-  ffmpeg mkvtoolnix python3-pip
+  ffmpeg mkvtoolnix python3-pip chromium
 )
 
 step() { printf '\n==> %s\n' "$*"; }
@@ -36,8 +36,16 @@ install_python() {
   fi
 }
 
+install_browser_test() {
+  if [ ! -d tests/browser/node_modules ]; then
+    step "Installing the browser test's playwright-core (npm ci)"
+    npm ci --prefix tests/browser --no-audit --no-fund
+  fi
+}
+
 install_apt
 install_python
+install_browser_test
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
 step "cargo fmt --check"
@@ -55,5 +63,5 @@ TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 export INGEST_SERVER_BIN="$TARGET_DIR/debug/ingest-server"
 export EDGE_AGENT_BIN="$TARGET_DIR/debug/edge-agent"
 
-step "End-to-end tests (real server, TLS, boto3, AWS CLI, GStreamer, ffprobe)"
+step "End-to-end tests (real server, TLS, boto3, AWS CLI, GStreamer, ffprobe, headless Chromium)"
 python3 -m pytest tests/e2e -v -x --durations=10

@@ -91,6 +91,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let app = Arc::new(App {
         video,
         credentials: Arc::new(credentials),
+        config: Arc::clone(&config),
     });
     tokio::spawn(retention_loop(
         Arc::clone(&store),

@@ -18,6 +18,7 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
+use crate::config::Config;
 use crate::credentials::CredentialStore;
 use crate::protocol::body::{MAX_JSON_BODY, ResponseBody, read_capped};
 use crate::protocol::error::AwsError;
@@ -35,6 +36,8 @@ pub struct App {
     pub video: Arc<VideoService>,
     /// Accepted credentials.
     pub credentials: Arc<CredentialStore>,
+    /// The command-line configuration (the web page serves its region).
+    pub config: Arc<Config>,
 }
 
 /// Which protocols a listener offers.
@@ -136,14 +139,34 @@ async fn handle(
         authority: request_authority(&req),
     };
     let path = req.uri().path().to_owned();
+    let head = req.method() == http::Method::HEAD;
     let result = route(&app, req, &ctx).await;
-    Ok(match result {
+    let response = match result {
         Ok(response) => response,
         Err(err) => {
             tracing::debug!(request_id = %ctx.request_id, %path, code = err.code, message = %err.message, "Request failed.");
             err.to_response(&ctx.request_id)
         }
+    };
+    Ok(if head {
+        without_body(response)
+    } else {
+        response
     })
+}
+
+/// A HEAD response: the headers of the GET, no body. hyper drops HEAD bodies on HTTP/1.1 but
+/// sends them on HTTP/2, which clients reject as a protocol error.
+fn without_body(response: Response<ResponseBody>) -> Response<ResponseBody> {
+    use http_body::Body as _;
+    let (mut parts, body) = response.into_parts();
+    if let Some(len) = body.size_hint().exact() {
+        parts
+            .headers
+            .entry(http::header::CONTENT_LENGTH)
+            .or_insert_with(|| http::HeaderValue::from(len));
+    }
+    Response::from_parts(parts, crate::protocol::body::full(bytes::Bytes::new()))
 }
 
 async fn route(
@@ -159,7 +182,7 @@ async fn route(
             return app.video.playback_get(&parts, ctx).await;
         }
         // The web page and its assets are public; every API call it makes is signed.
-        if let Some(response) = crate::web::serve(path) {
+        if let Some(response) = crate::web::serve(path, &app.config.region) {
             return Ok(response);
         }
     }
@@ -217,5 +240,18 @@ mod tests {
             .body(())
             .unwrap();
         assert_eq!(request_host(&h2), "cam.example");
+    }
+
+    #[test]
+    fn head_responses_keep_the_length_and_drop_the_body() {
+        use http_body::Body as _;
+        let get = Response::builder()
+            .header("content-type", "text/plain")
+            .body(crate::protocol::body::full("hello"))
+            .unwrap();
+        let head = without_body(get);
+        assert_eq!(head.headers()["content-length"], "5");
+        assert_eq!(head.headers()["content-type"], "text/plain");
+        assert_eq!(head.body().size_hint().exact(), Some(0));
     }
 }

@@ -48,6 +48,8 @@ pub struct VideoService {
     scheme: &'static str,
     /// Port of the HTTP/1.1-only data-plane listener, for GetDataEndpoint.
     data_port: u16,
+    /// HLS/DASH streaming sessions (token key, active sessions).
+    playback: playback::Playback,
 }
 
 impl VideoService {
@@ -61,6 +63,7 @@ impl VideoService {
             uploads: Mutex::new(HashSet::new()),
             scheme,
             data_port,
+            playback: playback::Playback::new(),
         })
     }
 

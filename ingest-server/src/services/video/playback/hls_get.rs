@@ -1,0 +1,86 @@
+//! HLS master and media playlists of a session (written by the `hls` crate).
+//!
+//! URIs are relative (`getHLSMediaPlaylist.m3u8?...`), so a playlist works on whichever
+//! listener and host name the player used. Media playlists use AWS's forms:
+//! `getMP4MediaFragment.mp4?FragmentNumber=…&SessionToken=…&TrackNumber=1` (or
+//! `getTSFragment.ts?…`), EXT-X-MAP `getMP4InitFragment.mp4?FragmentNumber=…` naming the first
+//! fragment of a run with the same codec private data, EXT-X-MEDIA-SEQUENCE and
+//! EXT-X-DISCONTINUITY-SEQUENCE from the session's [`super::selection::Timeline`],
+//! EXT-X-PROGRAM-DATE-TIME with `DisplayFragmentTimestamp=ALWAYS`, and EXT-X-ENDLIST for
+//! ON_DEMAND (and LIVE_REPLAY once its range has played).
+
+use hls::{LowLatency, MediaPlaylistOptions, SegmentRef};
+
+use super::get::Snapshot;
+use super::selection::Segment;
+use super::session::{Container, Session};
+use crate::storage::fragment_number;
+
+/// The master playlist: one variant, the video track.
+pub(super) fn master_playlist(session: &Session) -> String {
+    let track = &session.info.track;
+    let uri = format!(
+        "getHLSMediaPlaylist.m3u8?SessionToken={}&TrackNumber=1",
+        session.token
+    );
+    let resolution = (track.width > 0 && track.height > 0).then_some((track.width, track.height));
+    hls::master_playlist(&uri, session.info.bandwidth, &track.codecs(), resolution)
+}
+
+/// The media playlist of the session's current window.
+pub(super) fn media_playlist(session: &Session, snapshot: &Snapshot) -> String {
+    let p = &session.params;
+    let token = &session.token;
+    let window = &snapshot.window;
+    let mut segments = Vec::with_capacity(window.len());
+    let mut prev_init: Option<i64> = None;
+    for s in window {
+        let number = fragment_number(p.stream_id, s.meta.seq);
+        let uri = match p.container {
+            Container::Fmp4 => format!(
+                "getMP4MediaFragment.mp4?FragmentNumber={number}&SessionToken={token}&TrackNumber=1"
+            ),
+            Container::Ts => format!(
+                "getTSFragment.ts?FragmentNumber={number}&SessionToken={token}&TrackNumber=1"
+            ),
+        };
+        let init_uri =
+            (p.container == Container::Fmp4 && prev_init != Some(s.init_seq)).then(|| {
+                format!(
+                    "getMP4InitFragment.mp4?FragmentNumber={}&SessionToken={token}&TrackNumber=1",
+                    fragment_number(p.stream_id, s.init_seq)
+                )
+            });
+        prev_init = Some(s.init_seq);
+        segments.push(SegmentRef {
+            uri,
+            duration_s: s.meta.duration_ms as f64 / 1000.0,
+            program_date_time_ms: p.display_timestamp.then(|| s.meta.ts(p.kind)),
+            discontinuity: s.discontinuity,
+            init_uri,
+            parts: Vec::new(),
+        });
+    }
+    let first = window.first();
+    let options = MediaPlaylistOptions {
+        target_duration: snapshot
+            .target_duration
+            .max(hls::target_duration(&segments)),
+        media_sequence: first.map_or(0, |s| s.msn),
+        discontinuity_sequence: first.map_or(0, |s| s.discontinuities - u64::from(s.discontinuity)),
+        ended: snapshot.ended,
+        init_uri: None,
+        independent_segments: true,
+        low_latency: low_latency(session, window),
+    };
+    hls::media_playlist(&segments, &options)
+}
+
+/// LL-HLS hook: the `LowLatency` part (EXT-X-SERVER-CONTROL, EXT-X-PART-INF, the parts of
+/// the fragment being received, EXT-X-PRELOAD-HINT) of a LIVE session's media playlist.
+/// `None` until partial segments exist; per-segment `EXT-X-PART` lines go in
+/// `SegmentRef::parts` above, and blocking reloads (`_HLS_msn` / `_HLS_part`) would wait in
+/// `get.rs` before `refresh` is called.
+fn low_latency(_session: &Session, _window: &[Segment]) -> Option<LowLatency> {
+    None
+}
