@@ -21,9 +21,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::Response;
 
+use super::super::live::PartialFragment;
 use super::super::{RequestContext, VideoService, now_ms};
 use super::dash_get;
 use super::hls_get;
+use super::ll_hls;
 use super::media::{self, LoadError};
 use super::selection::{FragMeta, Segment};
 use super::session::{Container, Mode, Protocol, Session, TokenError};
@@ -53,6 +55,9 @@ pub(super) struct Snapshot {
     pub(super) ended: bool,
     /// EXT-X-TARGETDURATION (never shrinks within a session).
     pub(super) target_duration: u64,
+    /// LL-HLS: the fragment being received, when it follows the window's last segment (its
+    /// media sequence number is the next one).
+    pub(super) partial: Option<PartialFragment>,
 }
 
 /// The decoded query string.
@@ -215,7 +220,11 @@ impl VideoService {
                 ctx,
             )),
             Resource::MediaPlaylist => {
-                let snapshot = self.refresh(&session, now).await?;
+                let snapshot = if hls_get::is_low_latency(&session) {
+                    self.low_latency_refresh(&session, &query).await?
+                } else {
+                    self.refresh(&session, now).await?
+                };
                 Ok(respond(
                     "application/vnd.apple.mpegurl",
                     "no-cache",
@@ -295,6 +304,9 @@ impl VideoService {
         now: i64,
         ctx: &RequestContext,
     ) -> Result<Response<ResponseBody>, AwsError> {
+        if let Some(part) = query.get("Part") {
+            return self.part(session, query, part, now, ctx).await;
+        }
         let p = &session.params;
         let segment = match (
             query.get("FragmentNumber"),
@@ -355,6 +367,155 @@ impl VideoService {
             bytes,
             ctx,
         ))
+    }
+
+    /// LL-HLS playlist request: waits, as a blocking reload (`_HLS_msn`, `_HLS_part`) asks,
+    /// until the playlist holds that segment or part (at most three target durations), and
+    /// adds the fragment being received.
+    async fn low_latency_refresh(
+        &self,
+        session: &Arc<Session>,
+        query: &Query,
+    ) -> Result<Snapshot, AwsError> {
+        let number = |name: &str| -> Result<Option<u64>, AwsError> {
+            query
+                .get(name)
+                .map(|v| {
+                    v.parse::<u64>().map_err(|_| {
+                        AwsError::invalid_argument(format!(
+                            "The {name} query parameter is not valid."
+                        ))
+                    })
+                })
+                .transpose()
+        };
+        let want_msn = number("_HLS_msn")?;
+        let want_part = number("_HLS_part")?;
+        let stream_id = session.params.stream_id;
+        let mut live = self.live.subscribe(stream_id);
+        let wait = ll_hls::max_wait(lock(session).target_duration);
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            live.borrow_and_update();
+            let mut snapshot = self.refresh(session, now_ms()).await?;
+            let last = snapshot.window.last().copied();
+            let partial = self
+                .live
+                .partial(stream_id)
+                .filter(|f| last.is_none_or(|s| f.seq > s.meta.seq));
+            let partial_msn = last.map_or(0, |s| s.msn + 1);
+            let ready = match (want_msn, last) {
+                (None, _) => true,
+                (Some(msn), Some(s)) if msn <= s.msn => true,
+                (Some(msn), _) if msn == partial_msn => match (want_part, &partial) {
+                    (Some(part), Some(f)) => ll_hls::complete_parts(f) > part as usize,
+                    _ => false,
+                },
+                _ => false,
+            };
+            snapshot.partial = partial;
+            if ready {
+                return Ok(snapshot);
+            }
+            match tokio::time::timeout_at(deadline, live.changed()).await {
+                Ok(Ok(())) => {}
+                // Waited long enough (or the stream is gone): the playlist as it is.
+                _ => return Ok(snapshot),
+            }
+        }
+    }
+
+    /// An LL-HLS part: from the fragment being received while it is, from the store once
+    /// stored. A part not complete yet (the preload hint) is waited for.
+    async fn part(
+        &self,
+        session: &Arc<Session>,
+        query: &Query,
+        part: &str,
+        now: i64,
+        ctx: &RequestContext,
+    ) -> Result<Response<ResponseBody>, AwsError> {
+        if !hls_get::is_low_latency(session) {
+            return Err(not_in_session("Parts"));
+        }
+        let k: usize = part
+            .parse()
+            .map_err(|_| AwsError::invalid_argument("The Part query parameter is not valid."))?;
+        let number = query.get("FragmentNumber").ok_or_else(|| {
+            AwsError::new(
+                400,
+                "MissingParameter",
+                "The FragmentNumber query parameter is required.",
+            )
+        })?;
+        let seq = self.session_seq(session, number)?;
+        let p = &session.params;
+        let (id, origin) = (p.stream_id, p.origin_ms);
+        let (known, offset_ms, target) = {
+            let timeline = lock(session);
+            let segment = timeline.by_seq(seq);
+            let latest = timeline.window(1).last().copied();
+            let offset = segment.or(latest).map_or(0, |s| s.offset_ms);
+            // Fragments the session lists, or newer ones (being received).
+            let known = segment.is_some() || seq > timeline.last_seq;
+            (known, offset, timeline.target_duration)
+        };
+        if !known {
+            return Err(not_in_session(&format!("The fragment {number}")));
+        }
+        let mut live = self.live.subscribe(id);
+        let deadline = tokio::time::Instant::now() + ll_hls::max_wait(target);
+        loop {
+            live.borrow_and_update();
+            if let Some(partial) = self.live.partial(id).filter(|f| f.seq == seq) {
+                if let Some(mut samples) = ll_hls::partial_samples(&partial, k) {
+                    media::shift_samples(&mut samples, offset_ms);
+                    let track = ll_hls::partial_track(&partial).map_err(media::hls_error)?;
+                    let bytes = hls::fmp4::part(&track, &samples, seq as u32, origin)
+                        .map_err(media::hls_error)?;
+                    return Ok(respond(
+                        "video/mp4",
+                        &segment_cache(session, now),
+                        bytes,
+                        ctx,
+                    ));
+                }
+            } else {
+                let stored = self
+                    .blocking(move |store| -> Result<Option<Vec<u8>>, LoadError> {
+                        let fragment = match media::load(store, id, seq) {
+                            Ok((_, fragment)) => fragment,
+                            Err(LoadError::Gone) => return Ok(None),
+                            Err(e) => return Err(e),
+                        };
+                        let mut fragment = fragment;
+                        media::shift(&mut fragment, offset_ms);
+                        let samples =
+                            ll_hls::stored_samples(&fragment, k).ok_or(LoadError::Gone)?;
+                        hls::fmp4::part(&fragment.track, &samples, seq as u32, origin)
+                            .map(Some)
+                            .map_err(LoadError::Convert)
+                    })
+                    .await?
+                    .map_err(|e| e.into_aws(number))?;
+                if let Some(bytes) = stored {
+                    return Ok(respond(
+                        "video/mp4",
+                        &segment_cache(session, now),
+                        bytes,
+                        ctx,
+                    ));
+                }
+            }
+            match tokio::time::timeout_at(deadline, live.changed()).await {
+                Ok(Ok(())) => {}
+                _ => {
+                    return Err(not_in_session(&format!(
+                        "Part {k} of the fragment {number}"
+                    )));
+                }
+            }
+        }
     }
 
     /// The sequence of a fragment number of the session's stream.
@@ -446,6 +607,7 @@ fn refresh_timeline(
         ended: p.mode == Mode::OnDemand || timeline.ended,
         target_duration: timeline.target_duration,
         window,
+        partial: None,
     })
 }
 

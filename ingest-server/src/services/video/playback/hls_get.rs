@@ -12,9 +12,23 @@
 use hls::{LowLatency, MediaPlaylistOptions, SegmentRef};
 
 use super::get::Snapshot;
-use super::selection::Segment;
-use super::session::{Container, Session};
+use super::ll_hls;
+use super::session::{Container, Mode, Session};
 use crate::storage::fragment_number;
+
+/// LIVE fMP4 sessions get Low-Latency HLS (parts, blocking reloads, preload hints).
+pub(super) fn is_low_latency(session: &Session) -> bool {
+    session.params.mode == Mode::Live && session.params.container == Container::Fmp4
+}
+
+/// The URI of part `k` of a fragment.
+fn part_uri(session: &Session, seq: i64, k: usize) -> String {
+    format!(
+        "getMP4MediaFragment.mp4?FragmentNumber={}&Part={k}&SessionToken={}&TrackNumber=1",
+        fragment_number(session.params.stream_id, seq),
+        session.token
+    )
+}
 
 /// The master playlist: one variant, the video track.
 pub(super) fn master_playlist(session: &Session) -> String {
@@ -52,13 +66,19 @@ pub(super) fn media_playlist(session: &Session, snapshot: &Snapshot) -> String {
                 )
             });
         prev_init = Some(s.init_seq);
+        let recent = window.len() - segments.len() <= ll_hls::SEGMENTS_WITH_PARTS;
+        let parts = if is_low_latency(session) && recent {
+            ll_hls::parts_of_complete(s.meta.duration_ms, |k| part_uri(session, s.meta.seq, k))
+        } else {
+            Vec::new()
+        };
         segments.push(SegmentRef {
             uri,
             duration_s: s.meta.duration_ms as f64 / 1000.0,
             program_date_time_ms: p.display_timestamp.then(|| s.meta.ts(p.kind)),
             discontinuity: s.discontinuity,
             init_uri,
-            parts: Vec::new(),
+            parts,
         });
     }
     let first = window.first();
@@ -71,16 +91,33 @@ pub(super) fn media_playlist(session: &Session, snapshot: &Snapshot) -> String {
         ended: snapshot.ended,
         init_uri: None,
         independent_segments: true,
-        low_latency: low_latency(session, window),
+        low_latency: low_latency(session, snapshot),
     };
     hls::media_playlist(&segments, &options)
 }
 
-/// LL-HLS hook: the `LowLatency` part (EXT-X-SERVER-CONTROL, EXT-X-PART-INF, the parts of
-/// the fragment being received, EXT-X-PRELOAD-HINT) of a LIVE session's media playlist.
-/// `None` until partial segments exist; per-segment `EXT-X-PART` lines go in
-/// `SegmentRef::parts` above, and blocking reloads (`_HLS_msn` / `_HLS_part`) would wait in
-/// `get.rs` before `refresh` is called.
-fn low_latency(_session: &Session, _window: &[Segment]) -> Option<LowLatency> {
-    None
+/// EXT-X-SERVER-CONTROL, EXT-X-PART-INF, the complete parts of the fragment being received
+/// and the preload hint of its next part, for LIVE fMP4 sessions.
+fn low_latency(session: &Session, snapshot: &Snapshot) -> Option<LowLatency> {
+    if !is_low_latency(session) {
+        return None;
+    }
+    let (pending_parts, preload_hint_uri) = match &snapshot.partial {
+        Some(partial) => (
+            ll_hls::parts_of_partial(partial, |k| part_uri(session, partial.seq, k)),
+            Some(part_uri(
+                session,
+                partial.seq,
+                ll_hls::complete_parts(partial),
+            )),
+        ),
+        None => (Vec::new(), None),
+    };
+    Some(LowLatency {
+        part_target_s: ll_hls::PART_TARGET_MS as f64 / 1000.0,
+        part_hold_back_s: ll_hls::PART_HOLD_BACK_MS as f64 / 1000.0,
+        can_block_reload: true,
+        pending_parts,
+        preload_hint_uri,
+    })
 }

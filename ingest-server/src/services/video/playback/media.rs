@@ -113,15 +113,23 @@ pub(crate) fn check_playable(record: &FragmentRecord) -> Result<VideoTrack, AwsE
 
 /// Moves a fragment `offset_ms` along the timeline (see `Segment::offset_ms`).
 pub(crate) fn shift(fragment: &mut Fragment, offset_ms: i64) {
+    fragment.timecode_ms = shifted(fragment.timecode_ms, offset_ms);
+    shift_samples(&mut fragment.samples, offset_ms);
+}
+
+/// [`shift`] for loose samples (LL-HLS parts).
+pub(crate) fn shift_samples(samples: &mut [hls::Sample], offset_ms: i64) {
     if offset_ms == 0 {
         return;
     }
-    let move_ms = |t: u64| (t as i64).saturating_add(offset_ms).max(0) as u64;
-    fragment.timecode_ms = move_ms(fragment.timecode_ms);
-    for sample in &mut fragment.samples {
-        sample.dts_ms = move_ms(sample.dts_ms);
-        sample.pts_ms = move_ms(sample.pts_ms);
+    for sample in samples {
+        sample.dts_ms = shifted(sample.dts_ms, offset_ms);
+        sample.pts_ms = shifted(sample.pts_ms, offset_ms);
     }
+}
+
+fn shifted(t: u64, offset_ms: i64) -> u64 {
+    (t as i64).saturating_add(offset_ms).max(0) as u64
 }
 
 /// Why a fragment could not be loaded.

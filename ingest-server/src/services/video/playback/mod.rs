@@ -15,6 +15,7 @@ mod dash_get;
 mod get;
 mod hls_get;
 mod images;
+mod ll_hls;
 mod media;
 mod selection;
 mod session;
