@@ -66,6 +66,10 @@ pub struct LowLatency {
     pub pending_parts: Vec<PartRef>,
     /// EXT-X-PRELOAD-HINT TYPE=PART with this URI: the next part, not yet complete.
     pub preload_hint_uri: Option<String>,
+    /// The segment being written starts a discontinuity: EXT-X-DISCONTINUITY goes before its
+    /// parts, as it will before its EXTINF once complete (players check the discontinuity
+    /// sequence of parts against the segment's).
+    pub pending_discontinuity: bool,
 }
 
 /// How to write a media playlist.
@@ -223,6 +227,13 @@ pub fn media_playlist(segments: &[SegmentRef], options: &MediaPlaylistOptions) -
             }
         }
         if !options.ended {
+            let pending = !ll.pending_parts.is_empty() || ll.preload_hint_uri.is_some();
+            if pending && ll.pending_discontinuity {
+                trailing.push(ExtTag {
+                    tag: "X-DISCONTINUITY".into(),
+                    rest: None,
+                });
+            }
             trailing.extend(ll.pending_parts.iter().map(part_tag));
             if let Some(uri) = &ll.preload_hint_uri {
                 trailing.push(ExtTag {

@@ -179,6 +179,7 @@ fn ll_hls_tags_are_placed_as_the_spec_says() {
             can_block_reload: true,
             pending_parts: vec![part(3, true)],
             preload_hint_uri: Some("part4.m4s".into()),
+            pending_discontinuity: true,
         }),
         ..MediaPlaylistOptions::default()
     };
@@ -204,6 +205,8 @@ fn ll_hls_tags_are_placed_as_the_spec_says() {
     // The segment in progress: its parts, then the preload hint, last.
     let part3 = index("#EXT-X-PART:DURATION=0.333,URI=\"part3.m4s\"");
     assert!(part3 > seg11);
+    // It starts a discontinuity: the tag comes before its parts, as before a segment.
+    assert_eq!(lines[part3 - 1], "#EXT-X-DISCONTINUITY");
     assert_eq!(
         lines.last().copied(),
         Some("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part4.m4s\"")

@@ -64,7 +64,11 @@ def test_ll_hls_parts_blocking_reload_and_preload_hint(server, tmp_path):
         t0 = time.monotonic()
         blocked = client.get(url + f"&_HLS_msn={next_msn}&_HLS_part=2").text
         waited = time.monotonic() - t0
-        pending = PART.findall(tail_after_last_segment(blocked))
+        tail = tail_after_last_segment(blocked)
+        pending = PART.findall(tail)
+        # Default LIVE sessions mark every fragment a discontinuity (AWS's ALWAYS with server
+        # timestamps): the tag must come before the parts of the segment being received too.
+        assert tail.startswith("#EXT-X-DISCONTINUITY"), tail
         assert len(pending) >= 3, f"part 2 of msn {next_msn} should be listed after {waited:.2f} s:\n{blocked}"
         assert 0.1 < waited < 3.5, f"the reload should wait for the part, not return at once or time out: {waited:.2f} s"
 

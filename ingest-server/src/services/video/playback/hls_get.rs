@@ -13,6 +13,7 @@ use hls::{LowLatency, MediaPlaylistOptions, SegmentRef};
 
 use super::get::Snapshot;
 use super::ll_hls;
+use super::selection::{DISCONTINUITY_THRESHOLD_MS, DiscontinuityMode};
 use super::session::{Container, Mode, Session};
 use crate::storage::fragment_number;
 
@@ -113,7 +114,20 @@ fn low_latency(session: &Session, snapshot: &Snapshot) -> Option<LowLatency> {
         ),
         None => (Vec::new(), None),
     };
+    let last = snapshot.window.last();
+    let pending_discontinuity = snapshot.partial.as_ref().is_some_and(|partial| {
+        match session.params.discontinuity {
+            DiscontinuityMode::Always => true,
+            DiscontinuityMode::Never => false,
+            // Judged on producer time, where the partial fragment has its only timestamp.
+            DiscontinuityMode::OnDiscontinuity => last.is_none_or(|s| {
+                let end = s.meta.producer_ts_ms + s.meta.duration_ms;
+                (partial.producer_start_ms - end).abs() > DISCONTINUITY_THRESHOLD_MS
+            }),
+        }
+    });
     Some(LowLatency {
+        pending_discontinuity,
         part_target_s: ll_hls::PART_TARGET_MS as f64 / 1000.0,
         part_hold_back_s: ll_hls::PART_HOLD_BACK_MS as f64 / 1000.0,
         can_block_reload: true,
