@@ -4,6 +4,7 @@
 mod baseline;
 mod client;
 mod fanout;
+mod hls_fanout;
 mod ingest;
 mod mkv;
 mod procstat;
@@ -122,6 +123,42 @@ enum Cmd {
         /// The stream's fragment directory (overrides --data-dir).
         #[arg(long)]
         fragment_dir: Option<PathBuf>,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// N live HLS players of one session (keep-alive HTTP/1.1 over TLS), or the same request
+    /// mix against the saved bytes served as static files; server CPU and RSS.
+    HlsFanout {
+        /// Live: the HLS session URL (master playlist). Static: the base URL of the web server
+        /// serving --static-dir.
+        #[arg(long)]
+        url: String,
+        /// CA certificate (PEM) the server's certificate chains to.
+        #[arg(long)]
+        ca: PathBuf,
+        #[arg(long, default_value_t = 100)]
+        clients: usize,
+        /// Seconds of playing.
+        #[arg(long, default_value_t = 60)]
+        duration: u64,
+        /// Pause between a client's playlist loads, after it fetched the new segments.
+        #[arg(long, default_value_t = 500)]
+        interval_ms: u64,
+        /// Server process ids for CPU and RSS from /proc (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        server_pid: Vec<u32>,
+        /// Also count the direct children of --server-pid (nginx workers).
+        #[arg(long)]
+        children: bool,
+        /// Static mode: a directory written by --save-dir (manifest.json, segments).
+        #[arg(long)]
+        static_dir: Option<PathBuf>,
+        /// Live mode: write what client 0 fetched here, as a static site.
+        #[arg(long)]
+        save_dir: Option<PathBuf>,
+        /// Name of the server in the report.
+        #[arg(long, default_value = "server")]
+        label: String,
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -270,6 +307,37 @@ fn main() -> anyhow::Result<()> {
                 fragment_dir,
                 out,
             ))?;
+            print(&v);
+        }
+        Cmd::HlsFanout {
+            url,
+            ca,
+            clients,
+            duration,
+            interval_ms,
+            server_pid,
+            children,
+            static_dir,
+            save_dir,
+            label,
+            out,
+        } => {
+            let mut v = rt.block_on(hls_fanout::run(hls_fanout::Config {
+                url,
+                ca,
+                clients,
+                duration: Duration::from_secs(duration),
+                interval: Duration::from_millis(interval_ms),
+                server_pids: server_pid,
+                children,
+                static_dir,
+                save_dir,
+                label,
+                out,
+            }))?;
+            if let Some(o) = v.as_object_mut() {
+                o.remove("saved");
+            }
             print(&v);
         }
         Cmd::Summary {
