@@ -227,6 +227,9 @@ function sessionRequest(selector) {
     StreamName: state.stream.StreamName,
     ContainerFormat: 'FRAGMENTED_MP4',
     DisplayFragmentTimestamp: 'ALWAYS',
+    // Only real gaps become discontinuities (AWS's default with server timestamps marks every
+    // fragment, which makes players reset their timeline at each one).
+    DiscontinuityMode: 'ON_DISCONTINUITY',
     Expires: SESSION_EXPIRES_S,
     ...selector,
   };
