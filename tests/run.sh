@@ -65,3 +65,6 @@ export EDGE_AGENT_BIN="$TARGET_DIR/debug/edge-agent"
 
 step "End-to-end tests (real server, TLS, boto3, AWS CLI, GStreamer, ffprobe, headless Chromium)"
 python3 -m pytest tests/e2e -v -x --durations=10
+
+step "Firmware CI subset: aarch64 agent cross-built, .deb checked, image recipe, qemu + provisioning e2e (firmware/test.sh --ci; the rest: firmware/test.sh --all)"
+bash firmware/test.sh --ci

@@ -39,6 +39,9 @@ pub(crate) enum Command {
     /// Set or remove fragment metadata on the running agent.
     #[command(subcommand)]
     Metadata(MetadataCommand),
+    /// Write this device's configuration and credentials, check them against the server,
+    /// then enable and start edge-agent.service.
+    Provision(Box<crate::provision::ProvisionArgs>),
 }
 
 #[derive(Debug, Subcommand)]

@@ -10,6 +10,7 @@ mod config;
 mod control;
 mod fragmenter;
 mod metadata;
+mod provision;
 mod run;
 mod spool;
 mod uplink;
@@ -30,6 +31,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => run::run(*args),
+        Command::Provision(args) => provision::run(*args),
         Command::Status { spool_dir, json } => {
             match control::request(&spool_dir, &Request::Status) {
                 Ok(response) => {
