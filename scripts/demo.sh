@@ -36,7 +36,8 @@ agent=$!
 cat <<MSG
 
 Server: https://127.0.0.1:$PORT (video data plane on :$((PORT + 1))), demo camera streaming to "$STREAM".
-Watch it:
+Watch it in a browser: https://127.0.0.1:$PORT/?stream=$STREAM (trust or accept $DATA_DIR/tls/ca.pem; sign in
+with the key pair in $DATA_DIR/credentials), or with GetMedia:
   export AWS_CA_BUNDLE=$DATA_DIR/tls/ca.pem AWS_SHARED_CREDENTIALS_FILE=$DATA_DIR/credentials AWS_DEFAULT_REGION=us-west-2
   aws kinesis-video-media get-media --endpoint-url https://127.0.0.1:$((PORT + 1)) --stream-name $STREAM \\
       --start-selector StartSelectorType=NOW /dev/stdout | ffplay -
