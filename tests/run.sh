@@ -43,9 +43,17 @@ install_browser_test() {
   fi
 }
 
+install_kinesis_js_test() {
+  if [ ! -d tests/kinesis-js/node_modules/@aws-sdk/client-kinesis ]; then
+    step "Installing the Kinesis JS test's @aws-sdk/client-kinesis (npm ci)"
+    npm ci --prefix tests/kinesis-js --no-audit --no-fund
+  fi
+}
+
 install_apt
 install_python
 install_browser_test
+install_kinesis_js_test
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
 step "cargo fmt --check"

@@ -73,6 +73,30 @@ pub struct Config {
     /// before it ends (while a producer is connected it keeps waiting).
     #[arg(long, env = "KVS_GET_MEDIA_IDLE_SECS", default_value_t = 3)]
     pub get_media_idle_secs: u64,
+
+    /// Kinesis Data Streams: milliseconds a stream or consumer stays CREATING, UPDATING
+    /// or DELETING (AWS takes seconds; clients that wait for ACTIVE are exercised).
+    #[arg(long, env = "KVS_KINESIS_STATE_DELAY_MS", default_value_t = 500)]
+    pub kinesis_state_delay_ms: u64,
+
+    /// Kinesis Data Streams: open shards allowed in the account (AWS's default in
+    /// us-east-1, us-west-2 and eu-west-1), enforced with LimitExceededException.
+    #[arg(long, env = "KVS_KINESIS_SHARD_LIMIT", default_value_t = 500)]
+    pub kinesis_shard_limit: u32,
+
+    /// Kinesis Data Streams: enforce AWS's per-shard throughput limits (writes 1 MiB/s
+    /// or 1000 records/s, reads 5 calls/s and 2 MiB/s) with
+    /// ProvisionedThroughputExceededException. Off by default: the disk sets the limit.
+    #[arg(long, env = "KVS_KINESIS_THROUGHPUT_LIMITS")]
+    pub kinesis_throughput_limits: bool,
+
+    /// Kinesis Data Streams: seconds a shard iterator stays valid (AWS: 300).
+    #[arg(long, env = "KVS_KINESIS_ITERATOR_TTL_SECS", default_value_t = 300)]
+    pub kinesis_iterator_ttl_secs: u64,
+
+    /// Kinesis Data Streams: seconds a SubscribeToShard subscription lasts (AWS: 300).
+    #[arg(long, env = "KVS_KINESIS_SUBSCRIPTION_SECS", default_value_t = 300)]
+    pub kinesis_subscription_secs: u64,
 }
 
 impl Config {

@@ -23,17 +23,26 @@ use crate::credentials::CredentialStore;
 use crate::protocol::body::{MAX_JSON_BODY, ResponseBody, read_capped};
 use crate::protocol::error::AwsError;
 use crate::protocol::router::VideoOperation;
+use crate::protocol::rpc::{self, Encoding};
 use crate::protocol::sigv4::{self, PayloadHash};
+use crate::services::streams::StreamsService;
 use crate::services::video::{RequestContext, VideoService};
 
 /// SigV4 service names accepted for the video APIs.
 const VIDEO_SERVICES: &[&str] = &["kinesisvideo"];
+/// SigV4 service name of Kinesis Data Streams.
+const STREAMS_SERVICES: &[&str] = &["kinesis"];
+/// Largest Kinesis request body: a PutRecords of 10 MiB (records above 1 MiB allowed by
+/// UpdateMaxRecordSize) base64-encoded in JSON, with room for keys and framing.
+const MAX_RPC_BODY: usize = 16 * 1024 * 1024;
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Everything a request needs.
 pub struct App {
     /// The video service.
     pub video: Arc<VideoService>,
+    /// The Kinesis Data Streams service.
+    pub streams: Arc<StreamsService>,
     /// Accepted credentials.
     pub credentials: Arc<CredentialStore>,
     /// The command-line configuration (the web page serves its region).
@@ -174,6 +183,10 @@ async fn route(
     req: Request<Incoming>,
     ctx: &RequestContext,
 ) -> Result<Response<ResponseBody>, AwsError> {
+    // Kinesis Data Streams: JSON 1.1 / CBOR RPC, the operation named by X-Amz-Target.
+    if req.method() == http::Method::POST && req.headers().contains_key("x-amz-target") {
+        return Ok(streams_route(app, req, ctx).await);
+    }
     if req.method() == http::Method::GET || req.method() == http::Method::HEAD {
         let path = req.uri().path();
         // Playback URLs carry their own session token (as AWS's do): no SigV4.
@@ -223,6 +236,48 @@ async fn route(
     )
     .map_err(|e| auth_error(&e))?;
     app.video.handle_json(op, bytes, ctx).await
+}
+
+/// A Kinesis Data Streams call, checked in AWS's order: content type and target, then
+/// the body, then the signature, then the model's constraints. Errors are answered in
+/// the request's encoding (JSON 1.1 or CBOR).
+async fn streams_route(
+    app: &App,
+    req: Request<Incoming>,
+    ctx: &RequestContext,
+) -> Response<ResponseBody> {
+    let (parts, body) = req.into_parts();
+    let call = match rpc::parse_call(&parts.headers, rpc::model::kinesis()) {
+        Ok(call) => call,
+        Err(err) => return rpc::error_response(Encoding::Json, &err, &ctx.request_id),
+    };
+    let result = async {
+        let bytes = read_capped(body, MAX_RPC_BODY).await?;
+        let input = rpc::decode_input(&call, &bytes)?;
+        sigv4::verify(
+            &parts,
+            PayloadHash::Body(&bytes),
+            &app.credentials,
+            STREAMS_SERVICES,
+            now(),
+        )
+        .map_err(|e| auth_error(&e))?;
+        rpc::validate_input(&call, &input)?;
+        let operation = call.operation.name.as_str();
+        if operation == "SubscribeToShard" {
+            return app
+                .streams
+                .subscribe(&input, call.encoding, &ctx.request_id)
+                .await;
+        }
+        let output = app.streams.handle(operation, &input).await?;
+        Ok(rpc::response(call.encoding, &output, &ctx.request_id))
+    }
+    .await;
+    result.unwrap_or_else(|err| {
+        tracing::debug!(request_id = %ctx.request_id, operation = %call.operation.name, code = err.code, message = %err.message, "Request failed.");
+        rpc::error_response(call.encoding, &err, &ctx.request_id)
+    })
 }
 
 #[cfg(test)]

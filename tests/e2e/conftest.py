@@ -192,6 +192,12 @@ class Server:
     def archived(self, **kw):
         return self.client("kinesis-video-archived-media", **kw)
 
+    def kinesis(self, **kw):
+        """A boto3 Kinesis Data Streams client: served on the MAIN endpoint (not the
+        video data endpoint that ``client()`` defaults to for other services)."""
+        kw.setdefault("endpoint", self.endpoint)
+        return self.client("kinesis", **kw)
+
     def aws_cli(self, *args: str, endpoint: str | None = None, check: bool = True, timeout: float = 60):
         """Run the real AWS CLI against the server; returns the CompletedProcess
         (``.json`` holds the parsed stdout when it is JSON)."""
@@ -265,6 +271,38 @@ def private_server(tmp_path_factory):
     yield make
     for s in servers:
         s.kill9()
+
+
+@pytest.fixture(scope="session")
+def kinesis_server(tmp_path_factory):
+    """The shared server for the Kinesis Data Streams tests (test_kinesis_*.py): short
+    CREATING/UPDATING/DELETING states so that the suite stays fast."""
+    import kinesis as kinesis_helpers
+
+    srv = Server(tmp_path_factory.mktemp("kinesis-data"), tmp_path_factory.mktemp("logs"), kinesis_helpers.KINESIS_ARGS)
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def kstreams(request, kinesis_server):
+    """Uniquely named Kinesis streams for one test, deleted afterwards:
+    ``kstreams.create(shards)`` returns the name of an ACTIVE stream, ``kstreams.name()`` a fresh name."""
+    import kinesis as kinesis_helpers
+
+    streams = kinesis_helpers.Streams(kinesis_server.kinesis(), request.node.name)
+    yield streams
+    streams.cleanup()
+
+
+@pytest.fixture(autouse=True)
+def _show_kinesis_server_log_on_failure(request):
+    yield
+    rep = getattr(request.node, "rep_call", None)
+    if rep is not None and rep.failed and "kinesis_server" in request.fixturenames:
+        srv = request.getfixturevalue("kinesis_server")
+        print(f"\n--- kinesis server log tail ({srv.log_path}) ---\n{srv.log_tail(40)}")
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ mod client;
 mod fanout;
 mod hls_fanout;
 mod ingest;
+mod kinesis;
 mod mkv;
 mod procstat;
 mod stats;
@@ -161,6 +162,12 @@ enum Cmd {
         label: String,
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// Kinesis Data Streams load: PutRecords throughput, paced put latency, GetRecords
+    /// throughput and put-to-get latency (bench/kinesis.sh), over http:// or https://.
+    Kinesis {
+        #[command(subcommand)]
+        cmd: kinesis::Cmd,
     },
     /// Writes the markdown summary of a results directory.
     Summary {
@@ -338,6 +345,10 @@ fn main() -> anyhow::Result<()> {
             if let Some(o) = v.as_object_mut() {
                 o.remove("saved");
             }
+            print(&v);
+        }
+        Cmd::Kinesis { cmd } => {
+            let v = rt.block_on(kinesis::run(cmd))?;
             print(&v);
         }
         Cmd::Summary {

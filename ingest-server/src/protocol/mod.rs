@@ -4,5 +4,6 @@
 pub mod body;
 pub mod error;
 pub mod router;
+pub mod rpc;
 pub mod sigv4;
 pub mod validate;

@@ -1,3 +1,4 @@
 //! API families. Each one turns typed, authenticated requests into store operations.
 
+pub mod streams;
 pub mod video;
