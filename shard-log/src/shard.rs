@@ -1,5 +1,5 @@
-//! One shard's log: the append API (queued for group commit), the commit round that a
-//! pool thread runs, and reads through the sparse index.
+//! One shard's log: its state, the append API (queued for group commit), the commit
+//! round that a pool thread runs, segment rolling and retention. Reads are in `read`.
 
 use std::fmt;
 use std::fs::{File, OpenOptions, TryLockError};
@@ -14,11 +14,13 @@ use tokio::sync::{oneshot, watch};
 use tracing::error;
 
 use crate::commit::{self, CommitPool, Failure, Queue, Request, lock};
-use crate::index::{self, INDEX_INTERVAL, IndexEntry, Summary};
+use crate::index::{self, IndexEntry, Summary};
 use crate::record::{self, MAX_DATA_BYTES, MAX_KEY_LEN};
 use crate::recovery::{self, Recovered};
-use crate::segment::{self, FrameReader, LOCK_FILE, Segment, SegmentFile, Step};
-use crate::{Appended, NewRecord, StoredRecord, io_error, sync_dir};
+use crate::segment::{self, LOCK_FILE, Segment, SegmentFile};
+use crate::{Appended, NewRecord, io_error, sync_dir};
+
+mod read;
 
 /// The durable log of one shard. Obtained from [`crate::LogStore::shard`].
 pub struct ShardLog {
@@ -70,15 +72,6 @@ struct Resume {
     offset: u64,
 }
 
-/// Where a read starts inside one segment.
-struct Start {
-    file: Arc<SegmentFile>,
-    sequence: u64,
-    offset: u64,
-    len: u64,
-    end: u64,
-}
-
 fn read_view<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
     l.read().unwrap_or_else(PoisonError::into_inner)
 }
@@ -91,16 +84,6 @@ fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
-}
-
-fn corrupt(path: &Path, offset: u64, reason: &str) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::InvalidData,
-        format!(
-            "{}: corrupt record at offset {offset}: {reason}",
-            path.display()
-        ),
-    )
 }
 
 impl ShardLog {
@@ -393,185 +376,6 @@ impl ShardLog {
         Ok(())
     }
 
-    /// Durable records with sequence >= `from`, in order, at most `max_records` and
-    /// about `max_bytes` of data (always at least one record if any is available).
-    /// Sequences before [`ShardLog::first_sequence`] read as the oldest stored ones.
-    /// Damaged stored bytes (a CRC mismatch) end the result early, or fail the read
-    /// with `InvalidData` naming the file and offset when nothing precedes them.
-    pub fn read(
-        &self,
-        from: u64,
-        max_records: usize,
-        max_bytes: usize,
-    ) -> io::Result<Vec<StoredRecord>> {
-        self.check_open()?;
-        let mut out = Vec::new();
-        if max_records == 0 {
-            return Ok(out);
-        }
-        let chunk = max_bytes
-            .min(max_records.saturating_mul(4096))
-            .saturating_add(INDEX_INTERVAL as usize)
-            .clamp(16 << 10, MAX_READ_CHUNK);
-        let mut data_bytes = 0usize;
-        let mut cursor = from;
-        while let Some(start) = self.locate(cursor) {
-            let file = match start.file.file() {
-                Ok(file) => file,
-                // Trimmed since `locate`: carry on from what is left.
-                Err(e) if e.kind() == io::ErrorKind::NotFound && self.first_sequence() > cursor => {
-                    cursor = self.first_sequence();
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            let path = &start.file.path;
-            let mut reader = FrameReader::new(file, path, start.offset, start.len, chunk);
-            let mut expected = start.sequence;
-            loop {
-                let (offset, frame) = match reader.next()? {
-                    Step::End => break,
-                    Step::Record { offset, frame } if frame.sequence == expected => (offset, frame),
-                    Step::Record { offset, .. } => {
-                        return partial(out, corrupt(path, offset, "unexpected sequence number"));
-                    }
-                    Step::Bad { offset, reason } => {
-                        return partial(out, corrupt(path, offset, reason));
-                    }
-                };
-                expected += 1;
-                if frame.sequence < cursor {
-                    continue;
-                }
-                let size = frame.data.len();
-                if !out.is_empty() && data_bytes.saturating_add(size) > max_bytes {
-                    self.remember(start.file.base, frame.sequence, offset);
-                    return Ok(out);
-                }
-                let bytes = reader.bytes();
-                out.push(StoredRecord {
-                    sequence: frame.sequence,
-                    arrival_ms: frame.arrival_ms,
-                    partition_key: String::from_utf8_lossy(&bytes[frame.key.clone()]).into_owned(),
-                    data: bytes.slice(frame.data.clone()),
-                });
-                data_bytes += size;
-                if out.len() >= max_records {
-                    self.remember(
-                        start.file.base,
-                        frame.sequence + 1,
-                        offset + frame.len as u64,
-                    );
-                    return Ok(out);
-                }
-            }
-            cursor = start.end;
-        }
-        Ok(out)
-    }
-
-    fn remember(&self, base: u64, sequence: u64, offset: u64) {
-        *lock(&self.resume) = Some(Resume {
-            base,
-            sequence,
-            offset,
-        });
-    }
-
-    /// The segment holding `cursor` (or the next stored record after it) and the closest
-    /// known position at or before it.
-    fn locate(&self, cursor: u64) -> Option<Start> {
-        let view = read_view(&self.view);
-        if cursor >= view.next {
-            return None;
-        }
-        let first = view
-            .segments
-            .partition_point(|s| s.summary.base <= cursor)
-            .saturating_sub(1);
-        for seg in &view.segments[first..] {
-            let s = &seg.summary;
-            let cursor = cursor.max(s.base);
-            if cursor >= s.end {
-                continue;
-            }
-            let mut at = s.index.at_or_before(cursor).unwrap_or(IndexEntry {
-                sequence: s.base,
-                offset: 0,
-                arrival_ms: 0,
-            });
-            if let Some(r) = *lock(&self.resume)
-                && r.base == s.base
-                && r.sequence <= cursor
-                && r.sequence > at.sequence
-            {
-                at.sequence = r.sequence;
-                at.offset = r.offset;
-            }
-            return Some(Start {
-                file: Arc::clone(&seg.file),
-                sequence: at.sequence,
-                offset: at.offset,
-                len: s.len,
-                end: s.end,
-            });
-        }
-        None
-    }
-
-    /// Sequence of the first durable record with `arrival_ms >= ms`, or
-    /// [`ShardLog::next_sequence`] if none.
-    pub fn sequence_at_time(&self, ms: i64) -> io::Result<u64> {
-        self.check_open()?;
-        loop {
-            let (file, entry, len, end) = {
-                let view = read_view(&self.view);
-                let found = view
-                    .segments
-                    .iter()
-                    .find(|s| s.summary.last_arrival.is_some_and(|a| a >= ms));
-                let Some(seg) = found else {
-                    return Ok(view.next);
-                };
-                let Some(entry) = seg.summary.index.before_time(ms) else {
-                    return Ok(seg.summary.base);
-                };
-                if entry.arrival_ms >= ms {
-                    return Ok(entry.sequence);
-                }
-                (
-                    Arc::clone(&seg.file),
-                    entry,
-                    seg.summary.len,
-                    seg.summary.end,
-                )
-            };
-            let handle = match file.file() {
-                Ok(handle) => handle,
-                // Trimmed since it was found: look again among what is left.
-                Err(e)
-                    if e.kind() == io::ErrorKind::NotFound && self.first_sequence() > file.base =>
-                {
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            let mut reader = FrameReader::new(handle, &file.path, entry.offset, len, 64 << 10);
-            loop {
-                match reader.next()? {
-                    Step::Record { frame, .. } if frame.arrival_ms >= ms => {
-                        return Ok(frame.sequence);
-                    }
-                    Step::Record { .. } => {}
-                    Step::End => return Ok(end),
-                    Step::Bad { offset, reason } => {
-                        return Err(corrupt(&file.path, offset, reason));
-                    }
-                }
-            }
-        }
-    }
-
     /// The sequence the next appended record will get (= durable end).
     pub fn next_sequence(&self) -> u64 {
         read_view(&self.view).next
@@ -626,10 +430,6 @@ impl ShardLog {
     }
 }
 
-/// Largest single positioned read: big enough to amortise the syscall, small enough
-/// that a large read does not leave big buffers behind in the allocator.
-const MAX_READ_CHUNK: usize = 1 << 20;
-
 /// How long opening a shard waits for another handle to let go of it: a handle of a
 /// dropped store may still be finishing a commit round for a cancelled append.
 const LOCK_WAIT: Duration = Duration::from_secs(2);
@@ -663,11 +463,6 @@ fn lock_dir(dir: &Path) -> io::Result<File> {
             Err(TryLockError::Error(e)) => return Err(io_error(&path, "lock", e)),
         }
     }
-}
-
-/// What a read found before hitting damage, or the damage if it found nothing.
-fn partial(out: Vec<StoredRecord>, e: io::Error) -> io::Result<Vec<StoredRecord>> {
-    if out.is_empty() { Err(e) } else { Ok(out) }
 }
 
 fn invalid(message: String) -> io::Error {

@@ -246,7 +246,12 @@ impl<'m> Reader<'_, 'm> {
     }
 
     /// Appends the content of a byte or text string whose header announced `len`.
-    fn read_into(&mut self, out: &mut Vec<u8>, len: Option<usize>, text: bool) -> Result<(), Syntax> {
+    fn read_into(
+        &mut self,
+        out: &mut Vec<u8>,
+        len: Option<usize>,
+        text: bool,
+    ) -> Result<(), Syntax> {
         match len {
             Some(len) => {
                 if len > self.remaining() {
@@ -339,7 +344,11 @@ pub(super) fn encode(doc: &Doc, out: &mut Vec<u8>) {
 fn write(enc: &mut Encoder<&mut Vec<u8>>, doc: &Doc) -> std::io::Result<()> {
     match doc {
         Doc::Null => enc.push(Header::Simple(simple::NULL)),
-        Doc::Bool(b) => enc.push(Header::Simple(if *b { simple::TRUE } else { simple::FALSE })),
+        Doc::Bool(b) => enc.push(Header::Simple(if *b {
+            simple::TRUE
+        } else {
+            simple::FALSE
+        })),
         Doc::Int(i) => enc.push(integer(*i)),
         Doc::Float(f) => enc.push(Header::Float(*f)),
         Doc::Str(s) => enc.text(s, None),

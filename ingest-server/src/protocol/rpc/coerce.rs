@@ -153,7 +153,7 @@ pub(super) fn base64_blob(text: &str) -> Result<Bytes, String> {
         return Ok(Bytes::from(bytes));
     }
     let length = utf16_len(text);
-    let reason = if length % 4 != 0 {
+    let reason = if !length.is_multiple_of(4) {
         format!("Base64 encoded length is expected a multiple of 4 bytes but found: {length}")
     } else if let Some(bad) = first_bad_base64_char(text) {
         format!("Invalid Base64 character: '{bad}'")

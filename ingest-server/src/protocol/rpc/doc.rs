@@ -291,7 +291,7 @@ mod tests {
         doc.insert("New", 4usize);
         assert_eq!(doc.int("ShardCount"), Some(3));
         assert_eq!(doc.int("New"), Some(4));
-        assert_eq!(doc.as_entries().len(), 10);
+        assert_eq!(doc.as_entries().len(), 9);
         assert_eq!(Doc::from(u64::MAX), Doc::Int(i64::MAX));
         let collected: Doc = ["a", "b"].into_iter().map(Doc::from).collect();
         assert_eq!(collected.as_list().len(), 2);

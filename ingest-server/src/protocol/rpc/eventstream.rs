@@ -82,7 +82,10 @@ fn message(headers: [(&'static str, &str); 3], payload: Bytes) -> Bytes {
             tracing::error!(error = %err, "event-stream message could not be framed");
             let fallback = Message::new_from_parts(
                 vec![
-                    Header::new(":exception-type", HeaderValue::String("InternalFailureException".into())),
+                    Header::new(
+                        ":exception-type",
+                        HeaderValue::String("InternalFailureException".into()),
+                    ),
                     Header::new(":message-type", HeaderValue::String("exception".into())),
                 ],
                 Bytes::new(),

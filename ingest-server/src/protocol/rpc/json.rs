@@ -33,7 +33,9 @@ pub(super) fn decode(op: &Operation, body: &[u8]) -> Result<Doc, DecodeError> {
         shape: op.input,
         top: true,
     };
-    let doc = seed.deserialize(&mut de).and_then(|doc| de.end().map(|()| doc));
+    let doc = seed
+        .deserialize(&mut de)
+        .and_then(|doc| de.end().map(|()| doc));
     match (doc, ctx.error.into_inner()) {
         (Err(_), _) => Err(None),
         (Ok(_), Some(error)) => Err(error),

@@ -111,7 +111,8 @@ pub struct Shape {
 pub enum ShapeKind {
     /// A structure (also event-stream unions and events).
     Structure {
-        /// Members in model order.
+        /// Members sorted by name: the order validation reports them in (AWS's own order
+        /// is not stable; the orders kinesalite recorded from it are mostly this one).
         members: Vec<Member>,
     },
     /// A list.
@@ -219,7 +220,11 @@ impl ServiceModel {
             .ok_or("model: no operations")?;
         for (name, raw) in raw_operations {
             let reference = |key: &str| -> Result<Option<ShapeId>, String> {
-                match raw.get(key).and_then(|r| r.get("shape")).and_then(Value::as_str) {
+                match raw
+                    .get(key)
+                    .and_then(|r| r.get("shape"))
+                    .and_then(Value::as_str)
+                {
                     None => Ok(None),
                     Some(shape) => shared
                         .by_name
@@ -355,7 +360,7 @@ fn parse_shape(
                 .get("members")
                 .and_then(Value::as_object)
                 .unwrap_or(&empty);
-            let members = raw_members
+            let mut members = raw_members
                 .iter()
                 .map(|(member, target)| {
                     Ok(Member {
@@ -366,6 +371,7 @@ fn parse_shape(
                     })
                 })
                 .collect::<Result<Vec<_>, String>>()?;
+            members.sort_by(|a, b| a.name.cmp(&b.name));
             ShapeKind::Structure { members }
         }
         "list" => ShapeKind::List {
@@ -439,7 +445,10 @@ fn enum_message(name: &str, values: &[String]) -> String {
         })
         .map(|(_, order)| order.iter().map(|v| (*v).to_owned()).collect::<Vec<_>>());
     let listed = aws_order.unwrap_or_else(|| values.to_vec());
-    format!("Member must satisfy enum value set: [{}]", listed.join(", "))
+    format!(
+        "Member must satisfy enum value set: [{}]",
+        listed.join(", ")
+    )
 }
 
 /// The bracketed constraint list AWS prints for a list member, map key or map value that
@@ -573,9 +582,10 @@ mod tests {
         assert!(!hash.is_match("1\u{0663}"));
         let consumer = model.shape(model.shape_named("ConsumerARN").unwrap());
         let consumer = consumer.pattern.as_ref().unwrap();
-        assert!(consumer.is_match(
-            "arn:aws:kinesis:us-east-1:123456789012:stream/s/consumer/c:1700000000"
-        ));
+        assert!(
+            consumer
+                .is_match("arn:aws:kinesis:us-east-1:123456789012:stream/s/consumer/c:1700000000")
+        );
         assert!(!consumer.is_match("arn:aws:kinesis:us-east-1:123:stream/s/consumer/c:1"));
     }
 

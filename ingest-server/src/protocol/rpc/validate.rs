@@ -8,9 +8,10 @@
 //!   1-based index and `member` (`records.1.member.partitionKey`), map values their key
 //!   and `member`;
 //! - per member: not null, then (strings) enum and pattern, then length minimum and
-//!   maximum, (numbers) value minimum and maximum. AWS's own order between members and
-//!   between constraints is not stable (kinesalite's tests accept any order); this one is
-//!   the model's member order;
+//!   maximum, (numbers) value minimum and maximum; members by name (`shardCount` before
+//!   `streamName`), lists before their elements. AWS's own order is not stable
+//!   (kinesalite's tests accept any order); this one matches most of the orders kinesalite
+//!   recorded;
 //! - a list of scalars (`TagKeys`) or a map's keys and values fail as a whole, listing the
 //!   element shape's constraints: `Member must satisfy constraint: [Member must have
 //!   length less than or equal to 128, Member must have length greater than or equal to 1]`
@@ -122,7 +123,9 @@ impl<'a> Validator<'a> {
             (ShapeKind::Map { key, value: item }, Doc::Map(entries)) => {
                 self.length(shape, id, value, entries.len());
                 let (key_shape, item_shape) = (self.shapes.get(*key), self.shapes.get(*item));
-                if !key_shape.summary.is_empty() && entries.iter().any(|(k, _)| !str_ok(key_shape, k)) {
+                if !key_shape.summary.is_empty()
+                    && entries.iter().any(|(k, _)| !str_ok(key_shape, k))
+                {
                     let text = format!("Map keys must satisfy constraint: {}", key_shape.summary);
                     self.fail(id, Some(value), &text);
                 }
@@ -255,7 +258,8 @@ fn is_scalar(shape: &Shape) -> bool {
 
 /// Whether a scalar list element, map key or map value meets its shape's constraints.
 fn scalar_ok(shape: &Shape, value: &Doc) -> bool {
-    let within = |n: i64| shape.min.is_none_or(|min| n >= min) && shape.max.is_none_or(|max| n <= max);
+    let within =
+        |n: i64| shape.min.is_none_or(|min| n >= min) && shape.max.is_none_or(|max| n <= max);
     match value {
         Doc::Str(s) => str_ok(shape, s),
         Doc::Blob(b) => within(i64::try_from(b.len()).unwrap_or(i64::MAX)),
@@ -319,7 +323,11 @@ fn render(shapes: &Shapes, id: ShapeId, value: &Doc, out: &mut String) {
         }
         (_, Doc::Str(s)) => out.push_str(s),
         (_, Doc::Blob(b)) => {
-            let _ = write!(out, "java.nio.HeapByteBuffer[pos=0 lim={0} cap={0}]", b.len());
+            let _ = write!(
+                out,
+                "java.nio.HeapByteBuffer[pos=0 lim={0} cap={0}]",
+                b.len()
+            );
         }
         (_, Doc::List(_) | Doc::Map(_)) => out.push_str("[]"),
     }

@@ -39,13 +39,18 @@ impl Catalog {
 
     /// Every stream, as last saved.
     pub(super) fn load_streams(&self) -> anyhow::Result<Vec<Stream>> {
-        let mut stmt = self.db.prepare("SELECT name, body FROM streams ORDER BY name")?;
-        let rows = stmt.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))?;
+        let mut stmt = self
+            .db
+            .prepare("SELECT name, body FROM streams ORDER BY name")?;
+        let rows = stmt.query_map([], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        })?;
         let mut streams = Vec::new();
         for row in rows {
             let (name, body) = row?;
-            let stream: Stream = serde_json::from_str(&body)
-                .map_err(|e| anyhow::anyhow!("catalog entry of stream {name} is unreadable: {e}"))?;
+            let stream: Stream = serde_json::from_str(&body).map_err(|e| {
+                anyhow::anyhow!("catalog entry of stream {name} is unreadable: {e}")
+            })?;
             streams.push(stream);
         }
         Ok(streams)

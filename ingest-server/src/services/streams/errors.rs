@@ -50,7 +50,13 @@ pub(super) fn not_active(name: &str, account: &str, status: Status) -> AwsError 
 }
 
 /// 400 `LimitExceededException` for the account's shard limit.
-pub(super) fn shard_limit(account: &str, region: &str, current: u64, limit: u32, more: u64) -> AwsError {
+pub(super) fn shard_limit(
+    account: &str,
+    region: &str,
+    current: u64,
+    limit: u32,
+    more: u64,
+) -> AwsError {
     AwsError::new(
         400,
         "LimitExceededException",

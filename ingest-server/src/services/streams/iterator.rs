@@ -67,9 +67,8 @@ impl IteratorKey {
         }
         let (body, tag) = raw.split_at(raw.len() - MAC_LEN);
         self.mac(body).verify_truncated_left(tag).ok()?;
-        let int = |range: std::ops::Range<usize>| -> [u8; 8] {
-            body[range].try_into().unwrap_or([0; 8])
-        };
+        let int =
+            |range: std::ops::Range<usize>| -> [u8; 8] { body[range].try_into().unwrap_or([0; 8]) };
         Some(Position {
             stream_created_ms: i64::from_be_bytes(int(1..9)),
             shard_index: u32::from_be_bytes(body[9..13].try_into().ok()?),

@@ -88,7 +88,9 @@ impl Sequence {
 
     /// Parses text this server wrote; None for anything else.
     pub(super) fn parse(text: &str) -> Option<Sequence> {
-        if text.len() != LEN || !text.starts_with(PREFIX) || !text.bytes().all(|b| b.is_ascii_digit())
+        if text.len() != LEN
+            || !text.starts_with(PREFIX)
+            || !text.bytes().all(|b| b.is_ascii_digit())
         {
             return None;
         }
@@ -107,10 +109,7 @@ mod tests {
     #[test]
     fn md5_matches_aws_routing() {
         // MD5("a") = 0cc175b9c0f1b6a831c399e269772661
-        assert_eq!(
-            partition_hash("a"),
-            0x0cc175b9c0f1b6a831c399e269772661_u128
-        );
+        assert_eq!(partition_hash("a"), 0x0cc175b9c0f1b6a831c399e269772661_u128);
     }
 
     #[test]

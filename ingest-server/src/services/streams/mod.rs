@@ -103,7 +103,10 @@ impl StreamsService {
             attach_runtime(&logs, &mut stream)?;
             streams.insert(stream.name.clone(), stream);
         }
-        tracing::info!(streams = streams.len(), "Kinesis Data Streams catalog loaded.");
+        tracing::info!(
+            streams = streams.len(),
+            "Kinesis Data Streams catalog loaded."
+        );
         let service = Arc::new(Self {
             config,
             inner: Mutex::new(Inner {
@@ -241,7 +244,11 @@ impl StreamsService {
         });
     }
 
-    async fn finish_transition(self: &Arc<Self>, name: &str, transition: u64) -> anyhow::Result<()> {
+    async fn finish_transition(
+        self: &Arc<Self>,
+        name: &str,
+        transition: u64,
+    ) -> anyhow::Result<()> {
         let pending = {
             let inner = self.lock();
             match inner.streams.get(name) {
@@ -305,12 +312,9 @@ impl StreamsService {
             }
             return Ok(name);
         }
-        input
-            .str("StreamName")
-            .map(str::to_owned)
-            .ok_or_else(|| {
-                AwsError::invalid_argument("Either StreamName or StreamARN should be provided.")
-            })
+        input.str("StreamName").map(str::to_owned).ok_or_else(|| {
+            AwsError::invalid_argument("Either StreamName or StreamARN should be provided.")
+        })
     }
 
     /// The stream name in a stream ARN of this account and region.

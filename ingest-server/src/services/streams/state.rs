@@ -125,7 +125,6 @@ impl Shard {
             .find(|(from, _)| *from <= position)
             .is_some_and(|(_, on)| *on)
     }
-
 }
 
 /// `shardId-000000000007`.
@@ -139,7 +138,10 @@ pub(super) fn parse_shard_id(id: &str) -> Option<u32> {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    digits.parse::<u32>().ok().filter(|ix| *ix <= i32::MAX as u32)
+    digits
+        .parse::<u32>()
+        .ok()
+        .filter(|ix| *ix <= i32::MAX as u32)
 }
 
 /// An enhanced fan-out consumer.
@@ -232,7 +234,6 @@ impl Stream {
     pub(super) fn log_id(&self, index: u32) -> String {
         format!("{}/{}", self.storage_id, shard_id(index))
     }
-
 }
 
 /// 128-bit hash keys are kept as decimal text in the catalog (JSON has no u128).

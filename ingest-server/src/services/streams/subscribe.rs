@@ -68,13 +68,19 @@ impl StreamsService {
             }
         }
         // The starting position, checked as GetShardIterator checks it.
-        let start = input.get("StartingPosition").cloned().unwrap_or_else(Doc::map);
+        let start = input
+            .get("StartingPosition")
+            .cloned()
+            .unwrap_or_else(Doc::map);
         let lookup = Doc::map()
             .with("StreamName", stream_name.as_str())
             .with("ShardId", shard_text.as_str())
             .with("ShardIteratorType", start.str("Type").unwrap_or_default())
             .with("StartingSequenceNumber", start.str("SequenceNumber"))
-            .with("Timestamp", start.timestamp("Timestamp").map(Doc::Timestamp));
+            .with(
+                "Timestamp",
+                start.timestamp("Timestamp").map(Doc::Timestamp),
+            );
         let token = get_shard_iterator(self, &lookup)?;
         let position = self
             .iterator_key
@@ -104,12 +110,14 @@ impl StreamsService {
 
     /// Registers a new subscription; ResourceInUseException within 5 s of the last one.
     /// A later one takes over: the older subscription ends.
-    fn claim_subscription(&self, consumer: &str, shard: u32, shard_text: &str) -> Result<u64, AwsError> {
+    fn claim_subscription(
+        &self,
+        consumer: &str,
+        shard: u32,
+        shard_text: &str,
+    ) -> Result<u64, AwsError> {
         let now = now_ms();
-        let mut subs = self
-            .subscriptions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut subs = self.subscriptions.lock().unwrap_or_else(|e| e.into_inner());
         let key = (consumer.to_owned(), shard);
         let generation = match subs.get(&key) {
             Some((started, _)) if now - started < RESUBSCRIBE_MS => {
@@ -126,10 +134,7 @@ impl StreamsService {
     }
 
     fn subscription_current(&self, s: &Subscription) -> bool {
-        let subs = self
-            .subscriptions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let subs = self.subscriptions.lock().unwrap_or_else(|e| e.into_inner());
         subs.get(&(s.consumer_arn.clone(), s.shard_index))
             .is_some_and(|(_, g)| *g == s.generation)
     }
@@ -162,8 +167,16 @@ impl StreamsService {
         Ok((shard, handle, now_ms() - stream.retention_ms()))
     }
 
-    async fn run_subscription(self: Arc<Self>, mut s: Subscription, tx: tokio::sync::mpsc::Sender<Bytes>) {
-        if tx.send(eventstream::initial_response(s.encoding)).await.is_err() {
+    async fn run_subscription(
+        self: Arc<Self>,
+        mut s: Subscription,
+        tx: tokio::sync::mpsc::Sender<Bytes>,
+    ) {
+        if tx
+            .send(eventstream::initial_response(s.encoding))
+            .await
+            .is_err()
+        {
             return;
         }
         let deadline = tokio::time::Instant::now() + self.config.subscription;
@@ -173,7 +186,11 @@ impl StreamsService {
             if !self.subscription_current(&s) {
                 let message = "Another subscription took over this consumer and shard.";
                 let _ = tx
-                    .send(eventstream::exception(s.encoding, "ResourceInUseException", message))
+                    .send(eventstream::exception(
+                        s.encoding,
+                        "ResourceInUseException",
+                        message,
+                    ))
                     .await;
                 return;
             }
@@ -219,7 +236,9 @@ impl StreamsService {
                 if at_end {
                     let lookup = Doc::map().with("StreamName", s.stream_name.as_str());
                     let children = self
-                        .read_stream(&lookup, |stream| Ok(describe::child_shards(stream, shard.index)))
+                        .read_stream(&lookup, |stream| {
+                            Ok(describe::child_shards(stream, shard.index))
+                        })
                         .ok();
                     event.insert("ChildShards", children);
                 }

@@ -74,10 +74,13 @@ pub(in super::super) fn update_settings(svc: &Svc, input: &Doc) -> Result<Doc, A
         // A commitment runs at least until its earliest allowed end.
         settings.ended_ms = Some(settings.earliest_end_ms.unwrap_or(now).max(now));
     }
-    inner.catalog.save_account_settings(&settings).map_err(|err| {
-        tracing::error!(error = %err, "Saving account settings failed.");
-        errors::internal()
-    })?;
+    inner
+        .catalog
+        .save_account_settings(&settings)
+        .map_err(|err| {
+            tracing::error!(error = %err, "Saving account settings failed.");
+            errors::internal()
+        })?;
     inner.account = settings;
     Ok(settings_doc(&inner.account))
 }

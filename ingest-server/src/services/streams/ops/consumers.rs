@@ -34,7 +34,10 @@ fn consumer_doc(c: &Consumer, status: Status) -> Doc {
 }
 
 /// The stream name inside a consumer ARN (`<stream ARN>/consumer/<name>:<secs>`).
-pub(in super::super) fn stream_of_consumer(svc: &StreamsService, arn: &str) -> Result<String, AwsError> {
+pub(in super::super) fn stream_of_consumer(
+    svc: &StreamsService,
+    arn: &str,
+) -> Result<String, AwsError> {
     let stream_arn = arn
         .split_once("/consumer/")
         .map(|(s, _)| s)
@@ -42,8 +45,12 @@ pub(in super::super) fn stream_of_consumer(svc: &StreamsService, arn: &str) -> R
     svc.name_from_arn(stream_arn)
 }
 
-/// The consumer an input names: ConsumerARN, or StreamARN with ConsumerName.
-fn locate(svc: &StreamsService, input: &Doc) -> Result<(Doc, Box<dyn Fn(&Consumer) -> bool>), AwsError> {
+/// Picks the consumer an input names among a stream's consumers.
+type ConsumerMatch = Box<dyn Fn(&Consumer) -> bool>;
+
+/// The consumer an input names: ConsumerARN, or StreamARN with ConsumerName. Returns
+/// the lookup of its stream and the test that finds it there.
+fn locate(svc: &StreamsService, input: &Doc) -> Result<(Doc, ConsumerMatch), AwsError> {
     if let Some(arn) = input.str("ConsumerARN") {
         let stream = stream_of_consumer(svc, arn)?;
         let arn = arn.to_owned();
@@ -133,7 +140,9 @@ pub(in super::super) fn deregister(svc: &Svc, input: &Doc) -> Result<Doc, AwsErr
         let consumer = stream
             .consumers
             .iter_mut()
-            .find(|c| matches(c) && matches!(effective_status(c, now), Some(s) if s != Status::Deleting))
+            .find(|c| {
+                matches(c) && matches!(effective_status(c, now), Some(s) if s != Status::Deleting)
+            })
             .ok_or_else(|| consumer_not_found(input))?;
         consumer.status = Status::Deleting;
         consumer.until_ms = now + delay;
@@ -175,6 +184,8 @@ pub(in super::super) fn list(svc: &Svc, input: &Doc) -> Result<Doc, AwsError> {
             _ => None,
         };
         let consumers: Vec<Doc> = live.iter().map(|(c, s)| consumer_doc(c, *s)).collect();
-        Ok(Doc::map().with("Consumers", consumers).with("NextToken", next))
+        Ok(Doc::map()
+            .with("Consumers", consumers)
+            .with("NextToken", next))
     })
 }

@@ -162,10 +162,9 @@ impl StreamsService {
     fn writable(&self, name: &str) -> Result<(usize, bool), AwsError> {
         let inner = self.lock();
         match inner.streams.get(name) {
-            Some(s) if matches!(s.status, Status::Active | Status::Updating) => Ok((
-                s.max_record_kib as usize * 1024,
-                s.encryption_key.is_some(),
-            )),
+            Some(s) if matches!(s.status, Status::Active | Status::Updating) => {
+                Ok((s.max_record_kib as usize * 1024, s.encryption_key.is_some()))
+            }
             _ => Err(errors::stream_not_found(name, &self.config.account_id)),
         }
     }
@@ -225,7 +224,12 @@ impl StreamsService {
         }
         Ok(outcomes
             .into_iter()
-            .map(|o| o.unwrap_or(Outcome::Failed("InternalFailure", "Internal service failure.".into())))
+            .map(|o| {
+                o.unwrap_or(Outcome::Failed(
+                    "InternalFailure",
+                    "Internal service failure.".into(),
+                ))
+            })
             .collect())
     }
 
@@ -246,18 +250,24 @@ impl StreamsService {
         let mut batch = Vec::with_capacity(group.len());
         {
             let now = now_ms();
-            let mut throughput = self
-                .config
-                .throughput_limits
-                .then(|| route.handle.throughput.lock().unwrap_or_else(|e| e.into_inner()));
+            let mut throughput = self.config.throughput_limits.then(|| {
+                route
+                    .handle
+                    .throughput
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+            });
             for entry in group {
                 let size = (entry.data.len() + entry.partition_key.len()) as u64;
                 if let Some(t) = throughput.as_mut()
                     && !t.admit_write(now, size)
                 {
-                    let message =
-                        errors::throughput_exceeded(&shard_id(route.index), name, &self.config.account_id)
-                            .message;
+                    let message = errors::throughput_exceeded(
+                        &shard_id(route.index),
+                        name,
+                        &self.config.account_id,
+                    )
+                    .message;
                     outcomes.push((
                         entry.slot,
                         Outcome::Failed("ProvisionedThroughputExceededException", message),
@@ -306,7 +316,10 @@ impl StreamsService {
 pub(in super::super) fn get_shard_iterator(svc: &Svc, input: &Doc) -> Result<Doc, AwsError> {
     let account = svc.config.account_id.clone();
     let shard_text = input.str("ShardId").unwrap_or_default().to_owned();
-    let kind = input.str("ShardIteratorType").unwrap_or_default().to_owned();
+    let kind = input
+        .str("ShardIteratorType")
+        .unwrap_or_default()
+        .to_owned();
     let starting = input.str("StartingSequenceNumber");
     svc.read_stream(input, |stream| {
         let shard = resolve_shard(stream, &shard_text, &account)?;
@@ -390,8 +403,8 @@ pub(in super::super) fn get_shard_iterator(svc: &Svc, input: &Doc) -> Result<Doc
 
 /// The shard an id names, with AWS's two different not-found messages.
 fn resolve_shard<'a>(stream: &'a Stream, text: &str, account: &str) -> Result<&'a Shard, AwsError> {
-    let index = parse_shard_id(text)
-        .ok_or_else(|| errors::shard_not_found(text, &stream.name, account))?;
+    let index =
+        parse_shard_id(text).ok_or_else(|| errors::shard_not_found(text, &stream.name, account))?;
     stream
         .shard(index)
         .ok_or_else(|| errors::shard_does_not_exist(&shard_id(index), &stream.name, account))
@@ -408,7 +421,10 @@ fn amz_time(ms: i64) -> String {
 }
 
 /// Checks an iterator token and returns what it points at.
-pub(in super::super) fn open_iterator(svc: &StreamsService, token: &str) -> Result<Position, AwsError> {
+pub(in super::super) fn open_iterator(
+    svc: &StreamsService,
+    token: &str,
+) -> Result<Position, AwsError> {
     let position = svc
         .iterator_key
         .decode(token)
@@ -435,12 +451,12 @@ pub(in super::super) fn get_records(svc: &Svc, input: &Doc) -> Result<Doc, AwsEr
     let limit = input.int("Limit").unwrap_or(DEFAULT_GET_LIMIT).max(1) as usize;
     let account = &svc.config.account_id;
     let lookup = Doc::map().with("StreamName", position.stream.as_str());
-    let gone = || {
-        errors::shard_does_not_exist(&shard_id(position.shard_index), &position.stream, account)
-    };
+    let gone =
+        || errors::shard_does_not_exist(&shard_id(position.shard_index), &position.stream, account);
     let (shard, handle, child_shards, horizon) = svc
         .read_stream(&lookup, |stream| {
-            if stream.created_ms != position.stream_created_ms || stream.status == Status::Deleting {
+            if stream.created_ms != position.stream_created_ms || stream.status == Status::Deleting
+            {
                 return Err(gone());
             }
             let shard = stream.shard(position.shard_index).ok_or_else(gone)?;
@@ -455,11 +471,21 @@ pub(in super::super) fn get_records(svc: &Svc, input: &Doc) -> Result<Doc, AwsEr
                 now_ms() - stream.retention_ms(),
             ))
         })
-        .map_err(|e| if e.code == "ResourceNotFoundException" { gone() } else { e })?;
+        .map_err(|e| {
+            if e.code == "ResourceNotFoundException" {
+                gone()
+            } else {
+                e
+            }
+        })?;
     if svc.config.throughput_limits {
         let mut t = handle.throughput.lock().unwrap_or_else(|e| e.into_inner());
         if !t.admit_read(now_ms()) {
-            return Err(errors::throughput_exceeded(&shard.id(), &position.stream, account));
+            return Err(errors::throughput_exceeded(
+                &shard.id(),
+                &position.stream,
+                account,
+            ));
         }
     }
     let read = read_batch(&shard, &handle.log, position.position, limit, horizon)?;

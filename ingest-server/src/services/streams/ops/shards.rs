@@ -100,10 +100,16 @@ pub(in super::super) fn list(svc: &Svc, input: &Doc) -> Result<Doc, AwsError> {
             stream: svc.stream_name(input)?,
             created_ms: 0,
             after: input.str("ExclusiveStartShardId").and_then(parse_shard_id),
-            filter: input.get("ShardFilter").map(Filter::from_input).transpose()?,
+            filter: input
+                .get("ShardFilter")
+                .map(Filter::from_input)
+                .transpose()?,
         },
     };
-    let max = input.int("MaxResults").unwrap_or(DEFAULT_MAX_RESULTS).max(1) as usize;
+    let max = input
+        .int("MaxResults")
+        .unwrap_or(DEFAULT_MAX_RESULTS)
+        .max(1) as usize;
     let lookup = Doc::map().with("StreamName", page.stream.as_str());
     svc.read_stream(&lookup, |stream| {
         if page.created_ms != 0 && page.created_ms != stream.created_ms {
@@ -145,7 +151,11 @@ pub(in super::super) fn list(svc: &Svc, input: &Doc) -> Result<Doc, AwsError> {
 }
 
 /// The open shard an operation names, or AWS's errors.
-fn open_shard<'a>(svc: &StreamsService, stream: &'a Stream, id: &str) -> Result<&'a Shard, AwsError> {
+fn open_shard<'a>(
+    svc: &StreamsService,
+    stream: &'a Stream,
+    id: &str,
+) -> Result<&'a Shard, AwsError> {
     let account = &svc.config.account_id;
     let shard = parse_shard_id(id)
         .and_then(|ix| stream.shard(ix))
@@ -163,14 +173,16 @@ fn open_shard<'a>(svc: &StreamsService, stream: &'a Stream, id: &str) -> Result<
 
 pub(in super::super) fn split(svc: &Svc, input: &Doc) -> Result<Doc, AwsError> {
     let shard_id = input.str("ShardToSplit").unwrap_or_default().to_owned();
-    let key_text = input.str("NewStartingHashKey").unwrap_or_default().to_owned();
+    let key_text = input
+        .str("NewStartingHashKey")
+        .unwrap_or_default()
+        .to_owned();
     svc.update_stream(input, |stream, inner| {
         svc.require_active(stream)?;
         let shard = open_shard(svc, stream, &shard_id)?;
         svc.check_shard_limit(inner, 1)?;
-        let key = parse_hash(&key_text).filter(|k| {
-            *k > shard.start_hash.saturating_add(1) && *k < shard.end_hash
-        });
+        let key = parse_hash(&key_text)
+            .filter(|k| *k > shard.start_hash.saturating_add(1) && *k < shard.end_hash);
         let Some(key) = key else {
             return Err(AwsError::invalid_argument(format!(
                 "NewStartingHashKey {key_text} used in SplitShard() on shard {} in stream {} under \
@@ -204,7 +216,10 @@ pub(in super::super) fn split(svc: &Svc, input: &Doc) -> Result<Doc, AwsError> {
 
 pub(in super::super) fn merge(svc: &Svc, input: &Doc) -> Result<Doc, AwsError> {
     let first = input.str("ShardToMerge").unwrap_or_default().to_owned();
-    let second = input.str("AdjacentShardToMerge").unwrap_or_default().to_owned();
+    let second = input
+        .str("AdjacentShardToMerge")
+        .unwrap_or_default()
+        .to_owned();
     svc.update_stream(input, |stream, _| {
         svc.require_active(stream)?;
         let a = open_shard(svc, stream, &first)?;
@@ -391,20 +406,23 @@ pub(in super::super) async fn apply_reshard(
             });
         }
     }
-    let mut next_index = stream.shards.iter().map(|s| s.index + 1).max().unwrap_or(0);
+    let first_index = stream.shards.iter().map(|s| s.index + 1).max().unwrap_or(0);
     let encrypted = stream.encryption_key.is_some();
-    for child in children {
+    for (index, child) in (first_index..).zip(children) {
         stream.shards.push(Shard {
-            index: next_index,
+            index,
             parent: Some(child.parent),
             adjacent_parent: child.adjacent_parent,
             start_hash: child.start,
             end_hash: child.end,
             created_ms: created,
             closed: None,
-            encryption_changes: if encrypted { vec![(0, true)] } else { Vec::new() },
+            encryption_changes: if encrypted {
+                vec![(0, true)]
+            } else {
+                Vec::new()
+            },
         });
-        next_index += 1;
     }
     attach_runtime(&svc.logs, stream)?;
     stream.status = Status::Active;

@@ -178,7 +178,11 @@ pub(in super::super) fn describe(svc: &Svc, input: &Doc) -> Result<Doc, AwsError
         };
         shards.sort_by_key(|s| s.index);
         let more = shards.len() > limit;
-        let shards: Vec<Doc> = shards.into_iter().take(limit).map(describe::shard).collect();
+        let shards: Vec<Doc> = shards
+            .into_iter()
+            .take(limit)
+            .map(describe::shard)
+            .collect();
         let description = Doc::map()
             .with("StreamName", stream.name.as_str())
             .with("StreamARN", stream.arn.as_str())
@@ -307,9 +311,7 @@ pub(in super::super) fn retention(svc: &Svc, input: &Doc, increase: bool) -> Res
 
 pub(in super::super) fn encryption(svc: &Svc, input: &Doc, start: bool) -> Result<Doc, AwsError> {
     if input.str("EncryptionType") != Some("KMS") {
-        return Err(AwsError::invalid_argument(
-            "EncryptionType must be KMS.",
-        ));
+        return Err(AwsError::invalid_argument("EncryptionType must be KMS."));
     }
     let key = input.str("KeyId").unwrap_or_default().to_owned();
     svc.update_stream(input, |stream, _| {
@@ -348,7 +350,10 @@ pub(in super::super) fn monitoring(svc: &Svc, input: &Doc, enable: bool) -> Resu
         .filter_map(Doc::as_str)
         .flat_map(|m| {
             if m == "ALL" {
-                ALL_METRICS.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+                ALL_METRICS
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()
             } else {
                 vec![m.to_owned()]
             }

@@ -126,24 +126,34 @@ fn with_resource_tags<T>(
 pub(in super::super) fn tag_resource(svc: &Svc, input: &Doc) -> Result<Doc, AwsError> {
     let new = tag_map(input);
     let account = svc.config.account_id.clone();
-    with_resource_tags(svc, input.str("ResourceARN").unwrap_or_default(), |tags, what| {
-        add(tags, new, what, &account)?;
-        Ok(Doc::map())
-    })
+    with_resource_tags(
+        svc,
+        input.str("ResourceARN").unwrap_or_default(),
+        |tags, what| {
+            add(tags, new, what, &account)?;
+            Ok(Doc::map())
+        },
+    )
 }
 
 pub(in super::super) fn untag_resource(svc: &Svc, input: &Doc) -> Result<Doc, AwsError> {
     let keys = keys(input);
-    with_resource_tags(svc, input.str("ResourceARN").unwrap_or_default(), |tags, _| {
-        for key in &keys {
-            tags.remove(key);
-        }
-        Ok(Doc::map())
-    })
+    with_resource_tags(
+        svc,
+        input.str("ResourceARN").unwrap_or_default(),
+        |tags, _| {
+            for key in &keys {
+                tags.remove(key);
+            }
+            Ok(Doc::map())
+        },
+    )
 }
 
 pub(in super::super) fn list_for_resource(svc: &Svc, input: &Doc) -> Result<Doc, AwsError> {
-    with_resource_tags(svc, input.str("ResourceARN").unwrap_or_default(), |tags, _| {
-        Ok(Doc::map().with("Tags", tag_list(tags)))
-    })
+    with_resource_tags(
+        svc,
+        input.str("ResourceARN").unwrap_or_default(),
+        |tags, _| Ok(Doc::map().with("Tags", tag_list(tags))),
+    )
 }
