@@ -165,9 +165,9 @@ def expect_error(fn, code: str, message: str | re.Pattern | None = None, status:
     assert got_code == code, (got_code, got_msg)
     assert got_status == status, (got_status, got_code, got_msg)
     if isinstance(message, re.Pattern):
-        assert message.search(got_msg or ""), got_msg
+        assert message.search(got_msg or ""), f"\n got: {got_msg!r}\nwant: /{message.pattern}/"
     elif message is not None:
-        assert got_msg == message
+        assert got_msg == message, f"\n got: {got_msg!r}\nwant: {message!r}"
     return e.value
 
 
@@ -282,9 +282,14 @@ class Streams:
 
 
 def all_shards(client, name: str, **kw) -> list[dict]:
-    out = []
-    for page in client.get_paginator("list_shards").paginate(StreamName=name, **kw):
-        out.extend(page["Shards"])
+    """Every shard, following NextToken the way AWS requires: the next pages carry only the
+    token (botocore's list_shards paginator resends StreamName, which AWS refuses with
+    "NextToken and StreamName cannot be provided together.": boto/botocore#2009)."""
+    r = client.list_shards(StreamName=name, **kw)
+    out = list(r["Shards"])
+    while r.get("NextToken"):
+        r = client.list_shards(NextToken=r["NextToken"], **({"MaxResults": kw["MaxResults"]} if "MaxResults" in kw else {}))
+        out.extend(r["Shards"])
     return out
 
 

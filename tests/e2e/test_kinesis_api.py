@@ -60,6 +60,14 @@ def kc(make_client):
     return make_client()
 
 
+@pytest.fixture
+def kstreams(request, make_client):
+    """conftest's kstreams, with a client whose calls count for ``covers``."""
+    streams = K.Streams(make_client(), request.node.name)
+    yield streams
+    streams.cleanup()
+
+
 @pytest.fixture(autouse=True)
 def _operations_really_called(request, called):
     yield
@@ -124,8 +132,8 @@ def test_create_provisioned_stream_waiters_describe_delete(kc, kstreams):
 @covers("CreateStream", "DescribeStream", "DescribeStreamSummary", "DeleteStream", "UpdateShardCount", "PutRecord", "SplitShard", "MergeShards")
 def test_transitional_states_and_operations_refused_meanwhile(private_server, make_client):
     """CREATING -> ACTIVE -> UPDATING -> ACTIVE -> DELETING -> gone, on a server whose
-    transitions take long enough (1 s) to observe them reliably."""
-    srv = private_server("--kinesis-state-delay-ms", "1000")
+    transitions take long enough (600 ms) to observe them reliably."""
+    srv = private_server("--kinesis-state-delay-ms", "600")
     kc = make_client(srv)
     name = K.unique("states")
     kc.create_stream(StreamName=name, ShardCount=2)
@@ -151,7 +159,9 @@ def test_transitional_states_and_operations_refused_meanwhile(private_server, ma
     assert r["CurrentShardCount"] == 2 and r["TargetShardCount"] == 4
     K.wait_status(kc, name, "ACTIVE")
     assert K.summary(kc, name)["OpenShardCount"] == 4
-    kc.split_shard(StreamName=name, ShardToSplit=K.open_shards(kc, name)[0]["ShardId"], NewStartingHashKey="1")
+    first = K.open_shards(kc, name)[0]
+    lo, hi = K.shard_range(first)
+    kc.split_shard(StreamName=name, ShardToSplit=first["ShardId"], NewStartingHashKey=str((lo + hi) // 2))
     K.wait_status(kc, name, "ACTIVE")
     shards = K.open_shards(kc, name)
     kc.merge_shards(StreamName=name, ShardToMerge=shards[0]["ShardId"], AdjacentShardToMerge=shards[1]["ShardId"])
@@ -273,7 +283,8 @@ def test_list_shards_filters_and_tokens(kc, kstreams):
     assert listed(Type="AT_TRIM_HORIZON") == [K.shard_id(0), K.shard_id(1)]
     assert listed(Type="FROM_TRIM_HORIZON") == [K.shard_id(i) for i in range(4)]
     assert listed(Type="AFTER_SHARD_ID", ShardId=K.shard_id(1)) == [K.shard_id(2), K.shard_id(3)]
-    at_creation = created.replace(microsecond=0)
+    # A whole second after the creation and before the split (the split waited for it).
+    at_creation = created.replace(microsecond=0) + datetime.timedelta(seconds=1)
     assert listed(Type="AT_TIMESTAMP", Timestamp=at_creation) == [K.shard_id(0), K.shard_id(1)]
     assert listed(Type="FROM_TIMESTAMP", Timestamp=at_creation) == [K.shard_id(i) for i in range(4)]
     later = now() + datetime.timedelta(seconds=1)
@@ -291,7 +302,7 @@ def test_list_shards_filters_and_tokens(kc, kstreams):
         got += ids(r["Shards"])
     assert got == [K.shard_id(i) for i in range(4)]
     assert ids(kc.list_shards(StreamName=name, ExclusiveStartShardId=K.shard_id(1))["Shards"]) == [K.shard_id(2), K.shard_id(3)]
-    assert ids(K.all_shards(kc, name, PaginationConfig={"PageSize": 3})) == [K.shard_id(i) for i in range(4)]
+    assert ids(K.all_shards(kc, name, MaxResults=3)) == [K.shard_id(i) for i in range(4)]
 
 
 # ------------------------------------------------------------------------------ put / get

@@ -245,6 +245,10 @@ def test_list_shards_argument_errors(kc, kstreams):
     name = kstreams.create(3)
     token = kc.list_shards(StreamName=name, MaxResults=1)["NextToken"]
     expect_error(kc.list_shards, "InvalidArgumentException", K.LIST_SHARDS_TOKEN_AND_NAME, StreamName=name, NextToken=token)
+    expect_error(kc.list_shards, "InvalidArgumentException", "NextToken and StreamARN cannot be provided together.", StreamARN=K.stream_arn(name), NextToken=token)
+    # As botocore's list_shards paginator does (boto/botocore#2009): AWS refuses it too.
+    with pytest.raises(kc.exceptions.InvalidArgumentException):
+        list(kc.get_paginator("list_shards").paginate(StreamName=name, PaginationConfig={"PageSize": 1}))
     expect_error(kc.list_shards, "InvalidArgumentException")
 
 

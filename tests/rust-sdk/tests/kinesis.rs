@@ -62,6 +62,7 @@ async fn read_all(client: &Client, name: &str, expect: usize) -> Vec<(String, Ve
             .shard_iterator
             .expect("a shard iterator");
         // A few polls: a reader may see an empty page before it reaches the records.
+        let mut last_seq: Option<String> = None;
         for _ in 0..5 {
             let page = client
                 .get_records()
@@ -69,7 +70,6 @@ async fn read_all(client: &Client, name: &str, expect: usize) -> Vec<(String, Ve
                 .send()
                 .await
                 .expect("GetRecords");
-            let mut last_seq: Option<String> = None;
             for r in page.records() {
                 if let Some(prev) = &last_seq {
                     assert!(
@@ -79,14 +79,15 @@ async fn read_all(client: &Client, name: &str, expect: usize) -> Vec<(String, Ve
                     );
                 }
                 last_seq = Some(r.sequence_number().to_owned());
-                out.push((r.partition_key().to_owned(), r.data().as_ref().to_vec()));
+                out.push((
+                    r.partition_key().expect("a partition key").to_owned(),
+                    r.data().as_ref().to_vec(),
+                ));
             }
+            let caught_up = page.millis_behind_latest == Some(0) && page.records().is_empty();
             match page.next_shard_iterator {
-                Some(next) => iterator = next,
-                None => break,
-            }
-            if page.millis_behind_latest == Some(0) && page.records().is_empty() {
-                break;
+                Some(next) if !caught_up => iterator = next,
+                _ => break,
             }
         }
     }
@@ -241,7 +242,7 @@ async fn errors_are_typed() {
         "AWS's message form: {message}"
     );
 
-    create_active(&client, "sdk-dup", 1).await;
+    create_active(&client, "sdk-dup", 2).await;
     let err = client
         .create_stream()
         .stream_name("sdk-dup")
@@ -278,7 +279,7 @@ async fn errors_are_typed() {
 async fn subscribe_to_shard_receives_records() {
     let server = server().await;
     let client = server.client();
-    create_active(&client, "sdk-efo", 1).await;
+    create_active(&client, "sdk-efo", 2).await;
     let stream_arn = client
         .describe_stream_summary()
         .stream_name("sdk-efo")
@@ -327,6 +328,7 @@ async fn subscribe_to_shard_receives_records() {
         .put_record()
         .stream_name("sdk-efo")
         .partition_key("before")
+        .explicit_hash_key("0")
         .data(Blob::new(b"before subscribing".to_vec()))
         .send()
         .await
@@ -370,6 +372,7 @@ async fn subscribe_to_shard_receives_records() {
                 .put_record()
                 .stream_name("sdk-efo")
                 .partition_key("live")
+                .explicit_hash_key("0")
                 .data(Blob::new(b"while subscribed".to_vec()))
                 .send()
                 .await
@@ -379,4 +382,35 @@ async fn subscribe_to_shard_receives_records() {
     got.sort();
     want.sort();
     assert_eq!(got, want);
+}
+
+/// The most common stream: one shard covering the whole hash key space.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_shard_stream() {
+    let server = server().await;
+    let client = server.client();
+    create_active(&client, "sdk-one", 1).await;
+    let shards = client
+        .list_shards()
+        .stream_name("sdk-one")
+        .send()
+        .await
+        .expect("ListShards");
+    let range = shards.shards()[0]
+        .hash_key_range()
+        .expect("a hash key range");
+    assert_eq!(
+        (range.starting_hash_key(), range.ending_hash_key()),
+        ("0", "340282366920938463463374607431768211455")
+    );
+    client
+        .put_record()
+        .stream_name("sdk-one")
+        .partition_key("k")
+        .data(Blob::new(b"one".to_vec()))
+        .send()
+        .await
+        .expect("PutRecord");
+    let got = read_all(&client, "sdk-one", 1).await;
+    assert_eq!(got, [("k".to_owned(), b"one".to_vec())]);
 }

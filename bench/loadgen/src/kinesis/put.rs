@@ -49,8 +49,8 @@ impl PutStats {
         self.connects += o.connects;
     }
 
-    /// Sends `body` once and books the outcome; `latency_from` is when the request counts as
-    /// sent (the scheduled time for paced load).
+    /// Sends `body` once and books the outcome; returns the request's latency when it
+    /// succeeded (HTTP 200).
     pub(crate) async fn send(&mut self, session: &mut Session, body: &Body) -> Option<Duration> {
         let t = Instant::now();
         match session.call(body.op, &body.bytes, &body.sha256).await {

@@ -30,6 +30,9 @@ pub(super) fn parse_hash(text: &str) -> Option<u128> {
 /// remainder (as AWS splits a new stream's key space).
 pub(super) fn even_ranges(start: u128, end: u128, count: u32) -> Vec<(u128, u128)> {
     let count = u128::from(count.max(1));
+    if count == 1 {
+        return vec![(start, end)];
+    }
     // The width of the whole space does not fit u128 when it is the full space.
     let width = (end - start) / count + u128::from((end - start) % count == count - 1);
     (0..count)
