@@ -30,7 +30,7 @@ install_apt() {
 }
 
 install_python() {
-  if ! python3 -c 'import pytest, boto3, botocore' 2>/dev/null || ! command -v aws >/dev/null; then
+  if ! python3 -c 'import pytest, boto3, botocore, cbor2, aws_kinesis_agg' 2>/dev/null || ! command -v aws >/dev/null; then
     step "Installing Python test tools"
     python3 -m pip install -q -r tests/e2e/requirements.txt
   fi

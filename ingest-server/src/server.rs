@@ -23,7 +23,7 @@ use crate::credentials::CredentialStore;
 use crate::protocol::body::{MAX_JSON_BODY, ResponseBody, read_capped};
 use crate::protocol::error::AwsError;
 use crate::protocol::router::VideoOperation;
-use crate::protocol::rpc::{self, Encoding};
+use crate::protocol::rpc;
 use crate::protocol::sigv4::{self, PayloadHash};
 use crate::services::streams::StreamsService;
 use crate::services::video::{RequestContext, VideoService};
@@ -249,7 +249,9 @@ async fn streams_route(
     let (parts, body) = req.into_parts();
     let call = match rpc::parse_call(&parts.headers, rpc::model::kinesis()) {
         Ok(call) => call,
-        Err(err) => return rpc::error_response(Encoding::Json, &err, &ctx.request_id),
+        Err(err) => {
+            return rpc::error_response(rpc::encoding_of(&parts.headers), &err, &ctx.request_id);
+        }
     };
     let result = async {
         let bytes = read_capped(body, MAX_RPC_BODY).await?;
@@ -261,7 +263,8 @@ async fn streams_route(
             STREAMS_SERVICES,
             now(),
         )
-        .map_err(|e| auth_error(&e))?;
+        // Kinesis answers authentication failures with 400, not REST-JSON's 403.
+        .map_err(|e| AwsError::new(400, e.aws_code(), e.message()))?;
         rpc::validate_input(&call, &input)?;
         let operation = call.operation.name.as_str();
         if operation == "SubscribeToShard" {

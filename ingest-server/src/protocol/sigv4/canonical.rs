@@ -204,7 +204,8 @@ pub(crate) struct MissingSignedHeader(pub(crate) String);
 /// `signed_headers` is used verbatim (it is part of what the client signed);
 /// each name is looked up case-insensitively. Several values of one header
 /// are joined with `,` in the order received. `host` comes from the Host
-/// header or, on HTTP/2, from `authority` (`:authority`).
+/// header or, on HTTP/2, from `authority` (`:authority`). The JavaScript SDK signs the
+/// HTTP/2 pseudo-header itself (`SignedHeaders=:authority;...`), valued as received.
 pub(crate) fn canonical_request(
     req: &RequestView<'_>,
     skip_signature_param: bool,
@@ -232,7 +233,9 @@ pub(crate) fn canonical_request(
         let mut values = headers.get_all(lower.as_str()).iter().peekable();
         if values.peek().is_none() {
             match (lower.as_str(), authority) {
-                ("host", Some(authority)) => push_trimmed(authority.as_bytes(), &mut out),
+                ("host" | ":authority", Some(authority)) => {
+                    push_trimmed(authority.as_bytes(), &mut out)
+                }
                 _ => return Err(MissingSignedHeader(lower)),
             }
         }
@@ -370,6 +373,14 @@ mod tests {
 
         // HTTP/2: no Host header, host from :authority.
         let h2 = HeaderMap::new();
+        // The JavaScript SDK signs the pseudo-header itself.
+        let cr = canonical_request(&view(&h2, Some("127.0.0.1:8443")), false, ":authority", "x")
+            .unwrap();
+        assert!(
+            String::from_utf8(cr)
+                .unwrap()
+                .contains("\n:authority:127.0.0.1:8443\n")
+        );
         let cr = canonical_request(&view(&h2, Some("127.0.0.1:8443")), false, "host", "x").unwrap();
         assert!(
             String::from_utf8(cr)

@@ -229,7 +229,7 @@ fn check_signed_headers(signed_headers: &str) -> Result<(), AuthError> {
     }
     if !signed_headers
         .split(';')
-        .any(|h| h.eq_ignore_ascii_case("host"))
+        .any(|h| h.eq_ignore_ascii_case("host") || h == ":authority")
     {
         return Err(AuthError::IncompleteSignature(
             "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.".to_owned(),

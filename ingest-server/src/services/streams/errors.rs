@@ -79,17 +79,13 @@ pub(super) fn throughput_exceeded(shard: &str, stream: &str, account: &str) -> A
     )
 }
 
-/// 400 `ValidationException` in the model's form, for constraints that depend on the
-/// stream (the record size limit set by UpdateMaxRecordSize).
-pub(super) fn blob_too_long(path: &str, len: usize, max: usize) -> AwsError {
-    AwsError::new(
-        400,
-        "ValidationException",
-        format!(
-            "1 validation error detected: Value 'java.nio.HeapByteBuffer[pos=0 lim={len} cap={len}]' \
-             at '{path}' failed to satisfy constraint: Member must have length less than or equal to {max}"
-        ),
-    )
+/// 400 `InvalidArgumentException` for a record over the stream's size limit (data plus
+/// partition key; 1 MiB unless UpdateMaxRecordSize raised it).
+pub(super) fn record_too_large(size: usize, max: usize) -> AwsError {
+    AwsError::invalid_argument(format!(
+        "Record size (data and partition key) of {size} bytes exceeds the stream's maximum \
+         record size of {max} bytes."
+    ))
 }
 
 /// 500 `InternalFailure` after a storage fault (logged by the caller).

@@ -63,8 +63,12 @@ pub(in super::super) fn update_settings(svc: &Svc, input: &Doc) -> Result<Doc, A
     let mut inner = svc.lock();
     let now = now_ms();
     let mut settings = inner.account.clone();
+    let running = settings.commitment_enabled && settings.ended_ms.is_none_or(|end| end > now);
     if enable {
-        if !(settings.commitment_enabled && settings.ended_ms.is_none()) {
+        if running {
+            // Enabling again cancels a scheduled end.
+            settings.ended_ms = None;
+        } else {
             settings.commitment_enabled = true;
             settings.started_ms = Some(now);
             settings.ended_ms = None;

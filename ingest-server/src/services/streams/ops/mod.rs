@@ -87,8 +87,15 @@ impl StreamsService {
     }
 
     /// LimitExceededException when `more` shards would exceed the account limit.
-    fn check_shard_limit(&self, inner: &Inner, more: u64) -> Result<(), AwsError> {
-        let current = Self::open_shard_count(inner);
+    /// `this` is a stream taken out of the map while it is being updated.
+    fn check_shard_limit(
+        &self,
+        inner: &Inner,
+        this: Option<&Stream>,
+        more: u64,
+    ) -> Result<(), AwsError> {
+        let current =
+            Self::open_shard_count(inner) + this.map_or(0, |s| s.open_shards().count() as u64);
         if current + more > u64::from(self.config.shard_limit) {
             return Err(errors::shard_limit(
                 &self.config.account_id,

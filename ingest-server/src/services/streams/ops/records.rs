@@ -53,8 +53,9 @@ pub(in super::super) async fn put_record(svc: &Svc, input: &Doc) -> Result<Doc, 
     let (max_record, kms) = svc.writable(&name)?;
     let partition_key = input.str("PartitionKey").unwrap_or_default();
     let data = input.blob("Data").cloned().unwrap_or_default();
-    if data.len() > max_record {
-        return Err(errors::blob_too_long("data", data.len(), max_record));
+    let size = data.len() + partition_key.len();
+    if size > max_record {
+        return Err(errors::record_too_large(size, max_record));
     }
     if let Some(text) = input.str("SequenceNumberForOrdering")
         && Sequence::parse(text).is_none_or(|s| s.shard_created_ms > now_ms())
@@ -94,14 +95,11 @@ pub(in super::super) async fn put_records(svc: &Svc, input: &Doc) -> Result<Doc,
     for (slot, record) in records.iter().enumerate() {
         let partition_key = record.str("PartitionKey").unwrap_or_default();
         let data = record.blob("Data").cloned().unwrap_or_default();
-        if data.len() > max_record {
-            return Err(errors::blob_too_long(
-                &format!("records.{}.member.data", slot + 1),
-                data.len(),
-                max_record,
-            ));
+        let size = data.len() + partition_key.len();
+        if size > max_record {
+            return Err(errors::record_too_large(size, max_record));
         }
-        total += data.len() + partition_key.len();
+        total += size;
         let hash = hash_key(record, partition_key)?;
         entries.push(Entry {
             slot,
@@ -321,7 +319,12 @@ pub(in super::super) fn get_shard_iterator(svc: &Svc, input: &Doc) -> Result<Doc
         .unwrap_or_default()
         .to_owned();
     let starting = input.str("StartingSequenceNumber");
-    svc.read_stream(input, |stream| {
+    let stream_name = svc.stream_name(input)?;
+    let missing = || match parse_shard_id(&shard_text) {
+        Some(ix) => errors::shard_does_not_exist(&shard_id(ix), &stream_name, &account),
+        None => errors::shard_not_found(&shard_text, &stream_name, &account),
+    };
+    let found = svc.read_stream(input, |stream| {
         let shard = resolve_shard(stream, &shard_text, &account)?;
         let handle = &stream.runtime.handles[&shard.index];
         let shard_name = shard.id();
@@ -356,11 +359,11 @@ pub(in super::super) fn get_shard_iterator(svc: &Svc, input: &Doc) -> Result<Doc
                 }
             }
             ("TRIM_HORIZON" | "LATEST", Some(_)) | ("AT_SEQUENCE_NUMBER" | "AFTER_SEQUENCE_NUMBER", None) => {
-                let has = if starting.is_some() { "also" } else { "no" };
+                let has = if starting.is_some() { "also a" } else { "no" };
                 return Err(AwsError::invalid_argument(format!(
                     "Must either specify (1) AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER and \
                      StartingSequenceNumber or (2) TRIM_HORIZON or LATEST and no \
-                     StartingSequenceNumber. Request specified {kind} and {has} a StartingSequenceNumber."
+                     StartingSequenceNumber. Request specified {kind} and {has} StartingSequenceNumber."
                 )));
             }
             ("TRIM_HORIZON", None) => handle.log.first_sequence(),
@@ -398,6 +401,14 @@ pub(in super::super) fn get_shard_iterator(svc: &Svc, input: &Doc) -> Result<Doc
             issued_ms: now_ms(),
         });
         Ok(Doc::map().with("ShardIterator", token))
+    });
+    // AWS names the shard, not the stream, when the stream does not exist.
+    found.map_err(|e| {
+        if e.message.starts_with("Stream ") && e.code == "ResourceNotFoundException" {
+            missing()
+        } else {
+            e
+        }
     })
 }
 
@@ -549,13 +560,12 @@ pub(in super::super) fn read_batch(
         last_sequence = doc.str("SequenceNumber").map(str::to_owned);
         records.push(doc);
     }
+    // How far the reader is behind the tip: the age of the last record returned while
+    // newer ones remain (at least 1 ms, so "behind" never reads as caught up).
     let millis_behind = if next >= log.next_sequence() {
         0
     } else {
-        match (log.last_arrival_ms(), last_arrival) {
-            (Some(tip), Some(here)) => (tip - here).max(0),
-            _ => 0,
-        }
+        last_arrival.map_or(1, |here| (super::super::now_ms() - here).max(1))
     };
     Ok(Batch {
         records,

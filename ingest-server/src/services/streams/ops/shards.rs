@@ -86,9 +86,14 @@ pub(in super::super) fn list(svc: &Svc, input: &Doc) -> Result<Doc, AwsError> {
     let named = input.str("StreamName").is_some() || input.str("StreamARN").is_some();
     let page: ShardsPage = match input.str("NextToken") {
         Some(_) if named => {
-            return Err(AwsError::invalid_argument(
-                "NextToken and StreamName cannot be provided together.",
-            ));
+            let which = if input.str("StreamARN").is_some() {
+                "StreamARN"
+            } else {
+                "StreamName"
+            };
+            return Err(AwsError::invalid_argument(format!(
+                "NextToken and {which} cannot be provided together."
+            )));
         }
         Some(t) => token::decode(t)?,
         None if !named => {
@@ -180,7 +185,7 @@ pub(in super::super) fn split(svc: &Svc, input: &Doc) -> Result<Doc, AwsError> {
     svc.update_stream(input, |stream, inner| {
         svc.require_active(stream)?;
         let shard = open_shard(svc, stream, &shard_id)?;
-        svc.check_shard_limit(inner, 1)?;
+        svc.check_shard_limit(inner, Some(stream), 1)?;
         let key = parse_hash(&key_text)
             .filter(|k| *k > shard.start_hash.saturating_add(1) && *k < shard.end_hash);
         let Some(key) = key else {
@@ -267,7 +272,7 @@ pub(in super::super) fn update_count(svc: &Svc, input: &Doc) -> Result<Doc, AwsE
             )));
         }
         if target > current {
-            svc.check_shard_limit(inner, (target - current) as u64)?;
+            svc.check_shard_limit(inner, Some(stream), (target - current) as u64)?;
         }
         let children = if target >= current {
             scale_up(&open, (target - current) as usize)

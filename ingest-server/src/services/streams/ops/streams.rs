@@ -53,6 +53,7 @@ pub(in super::super) fn create(svc: &Svc, input: &Doc) -> Result<Doc, AwsError> 
         (Mode::OnDemand, _) => ON_DEMAND_SHARDS,
     };
     let tags = super::tags::tag_map(input);
+    super::tags::check_tag_chars(tags.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]))?;
     if tags.len() > MAX_TAGS {
         return Err(AwsError::invalid_argument(format!(
             "Failed to create stream {name} under account {account} because a given stream cannot \
@@ -83,7 +84,7 @@ pub(in super::super) fn create(svc: &Svc, input: &Doc) -> Result<Doc, AwsError> 
             ),
         ));
     }
-    svc.check_shard_limit(inner, shard_count as u64)?;
+    svc.check_shard_limit(inner, None, shard_count as u64)?;
     let now = now_ms();
     let shards = even_ranges(0, MAX_HASH, shard_count as u32)
         .into_iter()

@@ -38,12 +38,33 @@ fn keys(input: &Doc) -> Vec<String> {
         .collect()
 }
 
+/// AWS's tag character rule: Unicode letters, digits, white space and `_ . / = + - % @`.
+/// (kinesalite records the ranges AWS accepts as letters.)
+pub(in super::super) fn check_tag_chars<'a>(
+    texts: impl IntoIterator<Item = &'a str>,
+) -> Result<(), AwsError> {
+    let allowed = |c: char| {
+        c.is_ascii_alphanumeric()
+            || "_./=+-@% ".contains(c)
+            || ('\u{C0}'..='\u{1FFF}').contains(&c)
+            || ('\u{2C00}'..='\u{D7FF}').contains(&c)
+    };
+    if texts.into_iter().any(|t| !t.chars().all(allowed)) {
+        return Err(AwsError::invalid_argument(
+            "Some tags contain invalid characters. Valid characters: Unicode letters, digits, \
+             white space, _ . / = + - % @.",
+        ));
+    }
+    Ok(())
+}
+
 fn add(
     target: &mut BTreeMap<String, String>,
     new: BTreeMap<String, String>,
     what: &str,
     account: &str,
 ) -> Result<(), AwsError> {
+    check_tag_chars(new.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]))?;
     let total = target
         .keys()
         .chain(new.keys().filter(|k| !target.contains_key(*k)))
@@ -69,6 +90,7 @@ pub(in super::super) fn add_to_stream(svc: &Svc, input: &Doc) -> Result<Doc, Aws
 
 pub(in super::super) fn remove_from_stream(svc: &Svc, input: &Doc) -> Result<Doc, AwsError> {
     let keys = keys(input);
+    check_tag_chars(keys.iter().map(String::as_str))?;
     svc.update_stream(input, |stream, _| {
         for key in &keys {
             stream.tags.remove(key);
@@ -138,6 +160,7 @@ pub(in super::super) fn tag_resource(svc: &Svc, input: &Doc) -> Result<Doc, AwsE
 
 pub(in super::super) fn untag_resource(svc: &Svc, input: &Doc) -> Result<Doc, AwsError> {
     let keys = keys(input);
+    check_tag_chars(keys.iter().map(String::as_str))?;
     with_resource_tags(
         svc,
         input.str("ResourceARN").unwrap_or_default(),
