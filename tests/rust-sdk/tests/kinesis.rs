@@ -324,6 +324,7 @@ async fn subscribe_to_shard_receives_records() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
+    // Hash key 0 lands in shardId-000000000000, the shard subscribed to.
     client
         .put_record()
         .stream_name("sdk-efo")

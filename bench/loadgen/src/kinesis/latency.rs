@@ -1,6 +1,7 @@
 //! `loadgen kinesis put-latency`: open-loop load at a fixed rate, latency measured from the
-//! send and from the scheduled send time (which counts the wait of a request queued behind a
-//! slow one: no coordinated omission).
+//! send and from the scheduled send time when a call had to wait for the previous one on its
+//! connection (so a slow response also counts against the calls queued behind it: no
+//! coordinated omission).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,7 +26,7 @@ pub(crate) struct Config {
 
 struct Paced {
     stats: PutStats,
-    /// From the scheduled send time.
+    /// From the scheduled send time of calls sent late (connection busy), else from the send.
     scheduled: Histogram<u64>,
     /// Calls sent later than 1 ms after their slot (the connection was still busy).
     late: u64,
@@ -54,16 +55,23 @@ async fn paced(
         if at >= deadline {
             break;
         }
+        // The latency counts from the slot when the connection was still busy with the
+        // previous call (the server made this one wait), else from the actual send: the
+        // timer wakes up to ~1 ms after the slot, which is the generator's, not the server's.
         let now = Instant::now();
-        if at > now {
+        let from = if at > now {
             tokio::time::sleep_until(at.into()).await;
-        } else if now - at > Duration::from_millis(1) {
-            p.late += 1;
-        }
+            Instant::now()
+        } else {
+            if now - at > Duration::from_millis(1) {
+                p.late += 1;
+            }
+            at
+        };
         let body = &bodies[k as usize % bodies.len()];
         if p.stats.send(&mut session, body).await.is_some() {
             p.scheduled
-                .saturating_record(at.elapsed().as_micros() as u64);
+                .saturating_record(from.elapsed().as_micros() as u64);
         }
     }
     p.stats.connects = session.connects;
