@@ -46,6 +46,8 @@ set -euo pipefail
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$BENCH_DIR/.." && pwd)"
+# shellcheck source=bench/lib.sh
+source "$BENCH_DIR/lib.sh"
 DURATION="${DURATION:-60}"
 ROUNDS="${ROUNDS:-2}"
 WARMUP="${WARMUP:-5}"
@@ -75,7 +77,6 @@ WORK_DIR="${WORK_DIR:-$(mktemp -d /tmp/agent-bench.XXXXXX)}"
 mkdir -p "$WORK_DIR"
 PROBE=(python3 "$BENCH_DIR/agent_probe.py")
 
-log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 # --- build -------------------------------------------------------------------------------
 if [ -z "${NO_BUILD:-}" ]; then
@@ -92,20 +93,6 @@ command -v gst-launch-1.0 >/dev/null || { echo "gst-launch-1.0 is needed (apt-ge
 SERVER_PID=""
 AGENT_PID=""
 GST_PID=""
-stop_pid() { # stop_pid PID [timeout s]: SIGTERM, then SIGKILL after the timeout
-  local pid="$1" t="${2:-20}"
-  [ -n "$pid" ] || return 0
-  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 $((t * 10))); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$pid" 2>/dev/null; then
-    log "WARNING: pid $pid did not exit $t s after SIGTERM: SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  local rc=0
-  wait "$pid" 2>/dev/null || rc=$?
-  return "$rc"
-}
 cleanup() {
   stop_pid "$GST_PID" 5 || true
   stop_pid "$AGENT_PID" 10 || true
@@ -113,16 +100,6 @@ cleanup() {
   if [ -z "${KEEP_DATA:-}" ]; then rm -rf "$WORK_DIR"; fi
 }
 trap cleanup EXIT
-
-free_port() {
-  local p
-  while :; do
-    p=$((30000 + RANDOM % 20000))
-    if ! ss -Htln "sport = :$p" | grep -q . && ! ss -Htln "sport = :$((p + 1))" | grep -q .; then
-      echo "$p"; return
-    fi
-  done
-}
 
 # start_server NAME [restart]: a fresh data dir and ports, or (restart) the same data dir and
 # ports as the last start. Sets SERVER_PID, DATA, PORT, DPORT, ENDPOINT.

@@ -45,6 +45,8 @@ set -euo pipefail
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$BENCH_DIR/.." && pwd)"
+# shellcheck source=bench/lib.sh
+source "$BENCH_DIR/lib.sh"
 CLIENTS="${CLIENTS:-100}"
 DURATION="${DURATION:-60}"
 INTERVAL_MS="${INTERVAL_MS:-500}"
@@ -66,7 +68,6 @@ mkdir -p "$OUT"
 WORK_DIR="${WORK_DIR:-$(mktemp -d /tmp/hls-fanout.XXXXXX)}"
 mkdir -p "$WORK_DIR"
 
-log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 # --- prerequisites -------------------------------------------------------------------------
 if [ -z "${NO_BUILD:-}" ]; then
@@ -96,18 +97,6 @@ SERVER_PID=""
 AGENT_PID=""
 NGINX_PID=""
 BASE_PID=""
-stop_pid() { # stop_pid PID [timeout s]: SIGTERM, then SIGKILL after the timeout
-  local pid="$1" t="${2:-20}"
-  [ -n "$pid" ] || return 0
-  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 $((t * 10))); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$pid" 2>/dev/null; then
-    log "WARNING: pid $pid did not exit $t s after SIGTERM: SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  wait "$pid" 2>/dev/null || true
-}
 cleanup() {
   stop_pid "$BASE_PID" 5
   stop_pid "$NGINX_PID" 10
@@ -116,16 +105,6 @@ cleanup() {
   if [ -z "${KEEP_DATA:-}" ]; then rm -rf "$WORK_DIR"; fi
 }
 trap cleanup EXIT
-
-free_port() {
-  local p
-  while :; do
-    p=$((30000 + RANDOM % 20000))
-    if ! ss -Htln "sport = :$p" | grep -q . && ! ss -Htln "sport = :$((p + 1))" | grep -q .; then
-      echo "$p"; return
-    fi
-  done
-}
 
 # --- 1. server and agent -------------------------------------------------------------------
 DATA="$WORK_DIR/server"

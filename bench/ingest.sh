@@ -29,6 +29,8 @@ set -euo pipefail
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$BENCH_DIR/.." && pwd)"
+# shellcheck source=bench/lib.sh
+source "$BENCH_DIR/lib.sh"
 DURATION="${DURATION:-60}"
 STREAMS="${STREAMS:-1 10 100}"
 BASELINE_SECS="${BASELINE_SECS:-10}"
@@ -46,7 +48,6 @@ mkdir -p "$OUT" "$RESULTS_ROOT/media"
 WORK_DIR="${WORK_DIR:-$(mktemp -d /tmp/kvs-bench.XXXXXX)}"
 mkdir -p "$WORK_DIR"
 
-log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 # --- build -------------------------------------------------------------------------------
 if [ -z "${NO_BUILD:-}" ]; then
@@ -84,16 +85,6 @@ cleanup() {
   if [ -z "${KEEP_DATA:-}" ]; then rm -rf "$WORK_DIR"; fi
 }
 trap cleanup EXIT
-
-free_port() {
-  local p
-  while :; do
-    p=$((30000 + RANDOM % 20000))
-    if ! ss -Htln "sport = :$p" | grep -q . && ! ss -Htln "sport = :$((p + 1))" | grep -q .; then
-      echo "$p"; return
-    fi
-  done
-}
 
 # start_server NAME: fresh data dir, sets SERVER_PID, DATA, PORT, DPORT
 start_server() {

@@ -5,8 +5,7 @@
 #   source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 #
 # Processes are started in the calling shell (so `wait` works) and tracked by pid only: stop
-# them with stop_pid (never by name). bench/kinesis.sh uses it; the older scripts keep their
-# own copies.
+# them with stop_pid (never by name). Every bench script sources it.
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 

@@ -112,6 +112,20 @@ pub(super) struct Closed {
 }
 
 impl Shard {
+    /// A new open shard without parents over the inclusive hash key range.
+    pub(super) fn open(index: u32, (start_hash, end_hash): (u128, u128), created_ms: i64) -> Shard {
+        Shard {
+            index,
+            parent: None,
+            adjacent_parent: None,
+            start_hash,
+            end_hash,
+            created_ms,
+            closed: None,
+            encryption_changes: Vec::new(),
+        }
+    }
+
     /// The shard id clients use.
     pub(super) fn id(&self) -> String {
         shard_id(self.index)

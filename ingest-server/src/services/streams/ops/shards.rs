@@ -200,20 +200,7 @@ pub(in super::super) fn split(svc: &Svc, input: &Doc) -> Result<Doc, AwsError> {
                 shard.end_hash
             )));
         };
-        let children = vec![
-            NewShard {
-                start: shard.start_hash,
-                end: key - 1,
-                parent: shard.index,
-                adjacent_parent: None,
-            },
-            NewShard {
-                start: key,
-                end: shard.end_hash,
-                parent: shard.index,
-                adjacent_parent: None,
-            },
-        ];
+        let children = split_at(shard, key).to_vec();
         svc.begin_transition(stream, Status::Updating, Pending::Reshard(children));
         Ok(Doc::map())
     })
@@ -297,24 +284,26 @@ fn scale_up(open: &[&Shard], splits: usize) -> Vec<NewShard> {
     by_width
         .into_iter()
         .take(splits)
-        .flat_map(|s| {
-            let mid = s.start_hash + (s.end_hash - s.start_hash) / 2 + 1;
-            [
-                NewShard {
-                    start: s.start_hash,
-                    end: mid - 1,
-                    parent: s.index,
-                    adjacent_parent: None,
-                },
-                NewShard {
-                    start: mid,
-                    end: s.end_hash,
-                    parent: s.index,
-                    adjacent_parent: None,
-                },
-            ]
-        })
+        .flat_map(|s| split_at(s, s.start_hash + (s.end_hash - s.start_hash) / 2 + 1))
         .collect()
+}
+
+/// The two children of splitting `shard` so that the second starts at `key`.
+fn split_at(shard: &Shard, key: u128) -> [NewShard; 2] {
+    [
+        NewShard {
+            start: shard.start_hash,
+            end: key - 1,
+            parent: shard.index,
+            adjacent_parent: None,
+        },
+        NewShard {
+            start: key,
+            end: shard.end_hash,
+            parent: shard.index,
+            adjacent_parent: None,
+        },
+    ]
 }
 
 /// Merges `merges` disjoint adjacent pairs, narrowest pairs first. `open` is sorted by
@@ -414,20 +403,13 @@ pub(in super::super) async fn apply_reshard(
     let first_index = stream.shards.iter().map(|s| s.index + 1).max().unwrap_or(0);
     let encrypted = stream.encryption_key.is_some();
     for (index, child) in (first_index..).zip(children) {
-        stream.shards.push(Shard {
-            index,
-            parent: Some(child.parent),
-            adjacent_parent: child.adjacent_parent,
-            start_hash: child.start,
-            end_hash: child.end,
-            created_ms: created,
-            closed: None,
-            encryption_changes: if encrypted {
-                vec![(0, true)]
-            } else {
-                Vec::new()
-            },
-        });
+        let mut shard = Shard::open(index, (child.start, child.end), created);
+        shard.parent = Some(child.parent);
+        shard.adjacent_parent = child.adjacent_parent;
+        if encrypted {
+            shard.encryption_changes.push((0, true));
+        }
+        stream.shards.push(shard);
     }
     attach_runtime(&svc.logs, stream)?;
     stream.status = Status::Active;
@@ -447,16 +429,7 @@ mod tests {
         even_ranges(0, MAX_HASH, n)
             .into_iter()
             .enumerate()
-            .map(|(i, (start, end))| Shard {
-                index: i as u32,
-                parent: None,
-                adjacent_parent: None,
-                start_hash: start,
-                end_hash: end,
-                created_ms: 0,
-                closed: None,
-                encryption_changes: Vec::new(),
-            })
+            .map(|(i, range)| Shard::open(i as u32, range, 0))
             .collect()
     }
 

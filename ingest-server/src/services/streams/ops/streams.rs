@@ -89,16 +89,7 @@ pub(in super::super) fn create(svc: &Svc, input: &Doc) -> Result<Doc, AwsError> 
     let shards = even_ranges(0, MAX_HASH, shard_count as u32)
         .into_iter()
         .enumerate()
-        .map(|(i, (start, end))| Shard {
-            index: i as u32,
-            parent: None,
-            adjacent_parent: None,
-            start_hash: start,
-            end_hash: end,
-            created_ms: now,
-            closed: None,
-            encryption_changes: Vec::new(),
-        })
+        .map(|(i, range)| Shard::open(i as u32, range, now))
         .collect();
     let mut stream = Stream {
         arn: svc.stream_arn(&name),
