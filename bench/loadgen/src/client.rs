@@ -43,6 +43,21 @@ impl Endpoint {
     }
 }
 
+/// A TLS connector trusting only the CA in `ca` (PEM), offering HTTP/1.1.
+pub(crate) fn tls_connector(ca: &Path) -> anyhow::Result<TlsConnector> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut roots = rustls::RootCertStore::empty();
+    let pem = std::fs::read(ca).with_context(|| format!("reading CA {}", ca.display()))?;
+    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+        roots.add(cert.context("parsing CA PEM")?)?;
+    }
+    let mut config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsConnector::from(Arc::new(config)))
+}
+
 /// Everything a request needs: TLS config, endpoint identity and credentials.
 #[derive(Clone)]
 pub(crate) struct Client {
@@ -53,19 +68,9 @@ pub(crate) struct Client {
 
 impl Client {
     pub(crate) fn new(ca: &Path, credentials: &Path, region: &str) -> anyhow::Result<Self> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut roots = rustls::RootCertStore::empty();
-        let pem = std::fs::read(ca).with_context(|| format!("reading CA {}", ca.display()))?;
-        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-            roots.add(cert.context("parsing CA PEM")?)?;
-        }
-        let mut config = rustls::ClientConfig::builder()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
         let creds = read_credentials(credentials)?;
         Ok(Self {
-            tls: TlsConnector::from(Arc::new(config)),
+            tls: tls_connector(ca)?,
             identity: creds.into(),
             region: region.to_string(),
         })

@@ -123,20 +123,6 @@ impl Url {
     }
 }
 
-fn tls_connector(ca: &Path) -> anyhow::Result<TlsConnector> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut roots = rustls::RootCertStore::empty();
-    let pem = std::fs::read(ca).with_context(|| format!("reading CA {}", ca.display()))?;
-    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-        roots.add(cert.context("parsing CA PEM")?)?;
-    }
-    let mut config = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(TlsConnector::from(Arc::new(config)))
-}
-
 /// One keep-alive HTTP/1.1 connection with its read buffer.
 struct HttpConn {
     io: TlsStream<TcpStream>,
@@ -696,7 +682,7 @@ fn save(dir: &Path, saved: &Saved) -> anyhow::Result<Value> {
 
 pub(crate) async fn run(cfg: Config) -> anyhow::Result<Value> {
     let url = Url::parse(&cfg.url)?;
-    let tls = tls_connector(&cfg.ca)?;
+    let tls = crate::client::tls_connector(&cfg.ca)?;
     let t0 = Instant::now();
     let source = match &cfg.static_dir {
         None => Source::Live {

@@ -60,7 +60,7 @@ impl Target {
         let port: u16 = port.parse().context("endpoint port")?;
         let tls = if tls {
             let ca = ca.context("an https:// endpoint needs --ca")?;
-            Some(tls_connector(ca)?)
+            Some(crate::client::tls_connector(ca)?)
         } else {
             None
         };
@@ -126,20 +126,6 @@ impl Target {
         head.push_str("\r\n\r\n");
         Ok(head)
     }
-}
-
-fn tls_connector(ca: &Path) -> anyhow::Result<TlsConnector> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut roots = rustls::RootCertStore::empty();
-    let pem = std::fs::read(ca).with_context(|| format!("reading CA {}", ca.display()))?;
-    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-        roots.add(cert.context("parsing CA PEM")?)?;
-    }
-    let mut config = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(TlsConnector::from(Arc::new(config)))
 }
 
 /// SigV4 for service `kinesis`.
