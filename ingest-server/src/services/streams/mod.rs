@@ -190,10 +190,40 @@ impl StreamsService {
         }
     }
 
-    /// Retention: drops records older than each stream's retention period. Called
-    /// periodically by the server.
+    /// Retention: drops records older than each stream's retention period, and the logs
+    /// of closed shards once their last records have expired (they are no longer listed
+    /// either). Called periodically by the server.
     pub async fn enforce_retention(self: &Arc<Self>) {
         let now = now_ms();
+        let expired: Vec<String> = {
+            let mut inner = self.lock();
+            let mut ids = Vec::new();
+            for stream in inner.streams.values_mut() {
+                let horizon = now - stream.retention_ms();
+                let gone: Vec<u32> = stream
+                    .shards
+                    .iter()
+                    .filter(|s| s.closed.is_some_and(|c| c.at_ms < horizon))
+                    .filter(|s| stream.runtime.handles.contains_key(&s.index))
+                    .map(|s| s.index)
+                    .collect();
+                for index in gone {
+                    stream.runtime.handles.remove(&index);
+                    ids.push(stream.log_id(index));
+                }
+            }
+            ids
+        };
+        for id in expired {
+            match self.logs.remove(&id) {
+                Ok(()) => {
+                    tracing::info!(shard = %id, "Removed the log of an expired closed shard.")
+                }
+                Err(err) => {
+                    tracing::warn!(shard = %id, error = %err, "Removing an expired shard log failed.")
+                }
+            }
+        }
         let work: Vec<(Arc<ShardHandle>, i64)> = self
             .lock()
             .streams

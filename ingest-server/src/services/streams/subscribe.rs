@@ -163,7 +163,13 @@ impl StreamsService {
             return Err(gone());
         }
         let shard = stream.shard(s.shard_index).ok_or_else(gone)?.clone();
-        let handle = Arc::clone(&stream.runtime.handles[&s.shard_index]);
+        let handle = Arc::clone(
+            stream
+                .runtime
+                .handles
+                .get(&s.shard_index)
+                .ok_or_else(gone)?,
+        );
         Ok((shard, handle, now_ms() - stream.retention_ms()))
     }
 

@@ -326,7 +326,9 @@ pub(in super::super) fn get_shard_iterator(svc: &Svc, input: &Doc) -> Result<Doc
     };
     let found = svc.read_stream(input, |stream| {
         let shard = resolve_shard(stream, &shard_text, &account)?;
-        let handle = &stream.runtime.handles[&shard.index];
+        let handle = stream.runtime.handles.get(&shard.index).ok_or_else(|| {
+            errors::shard_does_not_exist(&shard.id(), &stream.name, &account)
+        })?;
         let shard_name = shard.id();
         let position = match (kind.as_str(), starting) {
             ("AT_SEQUENCE_NUMBER" | "AFTER_SEQUENCE_NUMBER", Some(text)) => {
@@ -418,6 +420,7 @@ fn resolve_shard<'a>(stream: &'a Stream, text: &str, account: &str) -> Result<&'
         parse_shard_id(text).ok_or_else(|| errors::shard_not_found(text, &stream.name, account))?;
     stream
         .shard(index)
+        .filter(|s| stream.runtime.handles.contains_key(&s.index))
         .ok_or_else(|| errors::shard_does_not_exist(&shard_id(index), &stream.name, account))
 }
 
@@ -471,7 +474,7 @@ pub(in super::super) fn get_records(svc: &Svc, input: &Doc) -> Result<Doc, AwsEr
                 return Err(gone());
             }
             let shard = stream.shard(position.shard_index).ok_or_else(gone)?;
-            let handle = Arc::clone(&stream.runtime.handles[&shard.index]);
+            let handle = Arc::clone(stream.runtime.handles.get(&shard.index).ok_or_else(gone)?);
             let children = shard
                 .closed
                 .map(|_| describe::child_shards(stream, shard.index));
