@@ -29,7 +29,7 @@ use anyhow::{Context, bail};
 use hdrhistogram::Histogram;
 use rustls::pki_types::ServerName;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
@@ -126,9 +126,7 @@ impl Url {
 /// One keep-alive HTTP/1.1 connection with its read buffer.
 struct HttpConn {
     io: TlsStream<TcpStream>,
-    buf: Vec<u8>,
-    pos: usize,
-    end: usize,
+    reader: crate::http1::Reader,
 }
 
 /// A response: status, body length, the body when asked for, and whether the connection can
@@ -161,65 +159,10 @@ impl HttpConn {
         Ok((
             Self {
                 io,
-                buf: vec![0; 64 * 1024],
-                pos: 0,
-                end: 0,
+                reader: crate::http1::Reader::new(),
             },
             tls_info,
         ))
-    }
-
-    async fn fill(&mut self) -> anyhow::Result<bool> {
-        if self.pos == self.end {
-            self.pos = 0;
-            self.end = 0;
-        } else if self.end == self.buf.len() {
-            self.buf.copy_within(self.pos..self.end, 0);
-            self.end -= self.pos;
-            self.pos = 0;
-        }
-        let n = self.io.read(&mut self.buf[self.end..]).await?;
-        self.end += n;
-        Ok(n > 0)
-    }
-
-    async fn line(&mut self) -> anyhow::Result<String> {
-        loop {
-            let avail = &self.buf[self.pos..self.end];
-            if let Some(i) = avail.windows(2).position(|w| w == b"\r\n") {
-                let line = String::from_utf8_lossy(&avail[..i]).into_owned();
-                self.pos += i + 2;
-                return Ok(line);
-            }
-            if self.end - self.pos == self.buf.len() {
-                bail!("response line longer than {} bytes", self.buf.len());
-            }
-            if !self.fill().await? {
-                bail!("connection closed");
-            }
-        }
-    }
-
-    /// Reads `n` body bytes (all of them to EOF with `None`); returns the count.
-    async fn body(&mut self, n: Option<u64>, keep: &mut Option<Vec<u8>>) -> anyhow::Result<u64> {
-        let mut left = n.unwrap_or(u64::MAX);
-        let mut read = 0u64;
-        while left > 0 {
-            if self.pos == self.end && !self.fill().await? {
-                if n.is_none() {
-                    break;
-                }
-                bail!("connection closed inside a body");
-            }
-            let take = (left.min((self.end - self.pos) as u64)) as usize;
-            if let Some(k) = keep.as_mut() {
-                k.extend_from_slice(&self.buf[self.pos..self.pos + take]);
-            }
-            self.pos += take;
-            left -= take as u64;
-            read += take as u64;
-        }
-        Ok(read)
     }
 
     async fn get(&mut self, url: &Url, keep_body: bool) -> anyhow::Result<Response> {
@@ -230,67 +173,22 @@ impl HttpConn {
         );
         self.io.write_all(head.as_bytes()).await?;
         self.io.flush().await?;
-        let mut status_line = self.line().await?;
-        loop {
-            let status: u16 = status_line
-                .split_whitespace()
-                .nth(1)
-                .context("bad status line")?
-                .parse()
-                .context("bad status code")?;
-            let mut chunked = false;
-            let mut length = None;
-            let mut close = status_line.starts_with("HTTP/1.0");
-            loop {
-                let line = self.line().await?;
-                if line.is_empty() {
-                    break;
+        let head = self.reader.head(&mut self.io).await?;
+        let mut keep = (keep_body || head.status >= 300).then(Vec::new);
+        let bytes = self
+            .reader
+            .body(&mut self.io, head.framing, |piece| {
+                if let Some(k) = keep.as_mut() {
+                    k.extend_from_slice(piece);
                 }
-                if let Some((k, v)) = line.split_once(':') {
-                    let k = k.trim().to_ascii_lowercase();
-                    let v = v.trim().to_ascii_lowercase();
-                    match k.as_str() {
-                        "transfer-encoding" => chunked = v.contains("chunked"),
-                        "content-length" => length = v.parse::<u64>().ok(),
-                        "connection" if v.contains("close") => close = true,
-                        "connection" if v.contains("keep-alive") => close = false,
-                        _ => {}
-                    }
-                }
-            }
-            if (100..200).contains(&status) {
-                status_line = self.line().await?;
-                continue;
-            }
-            let mut keep = (keep_body || status >= 300).then(Vec::new);
-            let bytes = if chunked {
-                let mut total = 0;
-                loop {
-                    let size_line = self.line().await?;
-                    let size =
-                        u64::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16)
-                            .with_context(|| format!("bad chunk size {size_line:?}"))?;
-                    if size == 0 {
-                        while !self.line().await?.is_empty() {}
-                        break;
-                    }
-                    total += self.body(Some(size), &mut keep).await?;
-                    self.line().await?;
-                }
-                total
-            } else if let Some(n) = length {
-                self.body(Some(n), &mut keep).await?
-            } else {
-                close = true;
-                self.body(None, &mut keep).await?
-            };
-            return Ok(Response {
-                status,
-                bytes,
-                body: keep.unwrap_or_default(),
-                reusable: !close,
-            });
-        }
+            })
+            .await?;
+        Ok(Response {
+            status: head.status,
+            bytes,
+            body: keep.unwrap_or_default(),
+            reusable: !head.close,
+        })
     }
 }
 

@@ -5,6 +5,7 @@ mod baseline;
 mod client;
 mod fanout;
 mod hls_fanout;
+mod http1;
 mod ingest;
 mod kinesis;
 mod mkv;

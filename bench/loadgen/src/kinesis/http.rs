@@ -15,7 +15,7 @@ use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 use rustls::pki_types::ServerName;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
@@ -242,9 +242,7 @@ impl AsyncWrite for Io {
 pub(crate) struct Session {
     target: Arc<Target>,
     io: Option<Io>,
-    buf: Vec<u8>,
-    pos: usize,
-    end: usize,
+    reader: crate::http1::Reader,
     body: Vec<u8>,
     /// Connections opened.
     pub(crate) connects: u64,
@@ -255,9 +253,7 @@ impl Session {
         Self {
             target,
             io: None,
-            buf: vec![0; 64 * 1024],
-            pos: 0,
-            end: 0,
+            reader: crate::http1::Reader::new(),
             body: Vec::new(),
             connects: 0,
         }
@@ -268,8 +264,7 @@ impl Session {
         if self.io.is_none() {
             self.io = Some(self.target.connect().await?);
             self.connects += 1;
-            self.pos = 0;
-            self.end = 0;
+            self.reader.reset();
         }
         Ok(())
     }
@@ -332,129 +327,18 @@ impl Session {
         self.read_response().await
     }
 
-    async fn fill(&mut self) -> anyhow::Result<()> {
-        if self.pos == self.end {
-            self.pos = 0;
-            self.end = 0;
-        } else if self.end == self.buf.len() {
-            self.buf.copy_within(self.pos..self.end, 0);
-            self.end -= self.pos;
-            self.pos = 0;
-        }
+    /// Reads a response into [`Session::body`]; returns (status, connection reusable).
+    async fn read_response(&mut self) -> anyhow::Result<(u16, bool)> {
+        self.body.clear();
         let Some(io) = self.io.as_mut() else {
             bail!("not connected");
         };
-        let n = io.read(&mut self.buf[self.end..]).await?;
-        if n == 0 {
-            bail!("connection closed by the server");
-        }
-        self.end += n;
-        Ok(())
-    }
-
-    async fn line(&mut self) -> anyhow::Result<String> {
-        loop {
-            if let Some(i) = self.buf[self.pos..self.end]
-                .windows(2)
-                .position(|w| w == b"\r\n")
-            {
-                let line = String::from_utf8_lossy(&self.buf[self.pos..self.pos + i]).into_owned();
-                self.pos += i + 2;
-                return Ok(line);
-            }
-            if self.end - self.pos == self.buf.len() {
-                bail!("response line longer than {} bytes", self.buf.len());
-            }
-            self.fill().await?;
-        }
-    }
-
-    /// Appends `n` body bytes to `self.body`.
-    async fn read_body(&mut self, mut n: usize) -> anyhow::Result<()> {
-        let have = (self.end - self.pos).min(n);
-        self.body
-            .extend_from_slice(&self.buf[self.pos..self.pos + have]);
-        self.pos += have;
-        n -= have;
-        if n > 0 {
-            let start = self.body.len();
-            self.body.resize(start + n, 0);
-            let Some(io) = self.io.as_mut() else {
-                bail!("not connected");
-            };
-            io.read_exact(&mut self.body[start..]).await?;
-        }
-        Ok(())
-    }
-
-    /// Reads a response; returns (status, connection reusable).
-    async fn read_response(&mut self) -> anyhow::Result<(u16, bool)> {
-        self.body.clear();
-        loop {
-            let status_line = self.line().await?;
-            let status: u16 = status_line
-                .split_whitespace()
-                .nth(1)
-                .context("bad status line")?
-                .parse()
-                .context("bad status code")?;
-            let mut chunked = false;
-            let mut length = None;
-            let mut close = status_line.starts_with("HTTP/1.0");
-            loop {
-                let line = self.line().await?;
-                if line.is_empty() {
-                    break;
-                }
-                if let Some((k, v)) = line.split_once(':') {
-                    let v = v.trim();
-                    if k.eq_ignore_ascii_case("content-length") {
-                        length = v.parse::<usize>().ok();
-                    } else if k.eq_ignore_ascii_case("transfer-encoding") {
-                        chunked = v.to_ascii_lowercase().contains("chunked");
-                    } else if k.eq_ignore_ascii_case("connection") {
-                        let v = v.to_ascii_lowercase();
-                        if v.contains("close") {
-                            close = true;
-                        } else if v.contains("keep-alive") {
-                            close = false;
-                        }
-                    }
-                }
-            }
-            if (100..200).contains(&status) {
-                continue;
-            }
-            if chunked {
-                loop {
-                    let size_line = self.line().await?;
-                    let size =
-                        usize::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16)
-                            .with_context(|| format!("bad chunk size {size_line:?}"))?;
-                    if size == 0 {
-                        while !self.line().await?.is_empty() {}
-                        break;
-                    }
-                    self.read_body(size).await?;
-                    self.line().await?;
-                }
-            } else if let Some(n) = length {
-                self.read_body(n).await?;
-            } else {
-                // Body to EOF.
-                loop {
-                    let have = self.end - self.pos;
-                    self.body
-                        .extend_from_slice(&self.buf[self.pos..self.pos + have]);
-                    self.pos = self.end;
-                    if self.fill().await.is_err() {
-                        break;
-                    }
-                }
-                close = true;
-            }
-            return Ok((status, !close));
-        }
+        let head = self.reader.head(io).await?;
+        let body = &mut self.body;
+        self.reader
+            .body(io, head.framing, |piece| body.extend_from_slice(piece))
+            .await?;
+        Ok((head.status, !head.close))
     }
 }
 
