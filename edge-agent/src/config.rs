@@ -28,10 +28,14 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Capture and upload, in the foreground, until SIGTERM or SIGINT.
     Run(Box<RunArgs>),
-    /// Show the running agent's state, spool depth and counters.
+    /// Show the running agent's state, spool depth and counters (with --state-dir: the
+    /// running `tail`'s files and counters).
     Status {
         #[arg(long, default_value = DEFAULT_SPOOL_DIR)]
         spool_dir: PathBuf,
+        /// The state directory of a running `edge-agent tail`.
+        #[arg(long, conflicts_with = "spool_dir")]
+        state_dir: Option<PathBuf>,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -42,6 +46,9 @@ pub(crate) enum Command {
     /// Write this device's configuration and credentials, check them against the server,
     /// then enable and start edge-agent.service.
     Provision(Box<crate::provision::ProvisionArgs>),
+    /// Follow log files (like `tail -F`) into a Kinesis data stream, one record per line,
+    /// in the foreground until SIGTERM or SIGINT.
+    Tail(Box<crate::tail::config::TailArgs>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -136,14 +143,17 @@ pub(crate) enum LogFormat {
 /// The config file. Every field is optional.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FileConfig {
-    endpoint: Option<String>,
+pub(crate) struct FileConfig {
+    pub(crate) endpoint: Option<String>,
     stream: Option<String>,
-    ca: Option<PathBuf>,
-    region: Option<String>,
+    pub(crate) ca: Option<PathBuf>,
+    pub(crate) region: Option<String>,
     create_stream: Option<bool>,
     retention_hours: Option<u32>,
-    log_format: Option<LogFormat>,
+    pub(crate) log_format: Option<LogFormat>,
+    /// `edge-agent tail`'s settings.
+    #[serde(default)]
+    pub(crate) tail: crate::tail::config::FileTail,
     #[serde(default)]
     capture: FileCapture,
     #[serde(default)]
@@ -329,7 +339,7 @@ impl AgentConfig {
     }
 }
 
-fn read_file(path: &Path) -> Result<FileConfig, String> {
+pub(crate) fn read_file(path: &Path) -> Result<FileConfig, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
     toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))

@@ -43,22 +43,33 @@ pub(crate) struct Response {
 
 /// What the server side needs.
 pub(crate) struct Handler {
-    pub(crate) metadata: Arc<Mutex<MetadataSet>>,
+    /// Fragment metadata; `None` for `edge-agent tail`, which has no fragments.
+    pub(crate) metadata: Option<Arc<Mutex<MetadataSet>>>,
     pub(crate) status: Box<dyn Fn() -> serde_json::Value + Send + Sync>,
 }
 
 impl Handler {
     fn handle(&self, request: Request) -> Response {
-        let mut metadata = self.metadata.lock().unwrap_or_else(|e| e.into_inner());
-        let result = match request {
-            Request::Status => {
-                drop(metadata);
+        let metadata = match (&request, &self.metadata) {
+            (Request::Status, _) => {
                 return Response {
                     ok: true,
                     error: None,
                     status: Some((self.status)()),
                 };
             }
+            (_, None) => {
+                return Response {
+                    ok: false,
+                    error: Some("this agent runs `tail`: it has no fragment metadata".into()),
+                    status: None,
+                };
+            }
+            (_, Some(metadata)) => metadata,
+        };
+        let mut metadata = metadata.lock().unwrap_or_else(|e| e.into_inner());
+        let result = match request {
+            Request::Status => Ok(()),
             Request::MetadataPut {
                 name,
                 value,
@@ -92,7 +103,7 @@ pub(crate) fn serve(spool_dir: &Path, handler: Handler) -> std::io::Result<()> {
         return Err(std::io::Error::new(
             std::io::ErrorKind::AddrInUse,
             format!(
-                "another agent is running with spool directory {} (its control socket answers)",
+                "another agent is running with directory {} (its control socket answers)",
                 spool_dir.display()
             ),
         ));
@@ -144,7 +155,7 @@ pub(crate) fn request(spool_dir: &Path, request: &Request) -> Result<Response, S
     let path: PathBuf = spool_dir.join(SOCKET_NAME);
     let mut stream = std::os::unix::net::UnixStream::connect(&path).map_err(|e| {
         format!(
-            "no edge-agent is running with spool directory {} ({}: {e})",
+            "no edge-agent is running with spool (or tail state) directory {} ({}: {e})",
             spool_dir.display(),
             path.display()
         )

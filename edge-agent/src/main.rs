@@ -13,6 +13,7 @@ mod metadata;
 mod provision;
 mod run;
 mod spool;
+mod tail;
 mod uplink;
 
 use std::process::ExitCode;
@@ -32,12 +33,20 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => run::run(*args),
         Command::Provision(args) => provision::run(*args),
-        Command::Status { spool_dir, json } => {
-            match control::request(&spool_dir, &Request::Status) {
+        Command::Tail(args) => tail::run(*args),
+        Command::Status {
+            spool_dir,
+            state_dir,
+            json,
+        } => {
+            let dir = state_dir.unwrap_or(spool_dir);
+            match control::request(&dir, &Request::Status) {
                 Ok(response) => {
                     let status = response.status.unwrap_or_default();
                     if json {
                         println!("{status}");
+                    } else if status["command"] == "tail" {
+                        print_tail_status(&status);
                     } else {
                         print_status(&status);
                     }
@@ -83,6 +92,26 @@ fn main() -> ExitCode {
                 }
             }
         }
+    }
+}
+
+fn print_tail_status(status: &serde_json::Value) {
+    println!("stream:      {}", status["stream"]);
+    println!("state:       {}", status["state"]);
+    if !status["last_error"].is_null() {
+        println!("last error:  {}", status["last_error"]);
+    }
+    println!("queued:      {} bytes", status["queued_bytes"]);
+    for file in status["files"].as_array().into_iter().flatten() {
+        println!(
+            "file:        {}: {} lines read, {} records acked, {} unacknowledged, checkpoint at {}",
+            file["path"],
+            file["lines_read"],
+            file["records_acked"],
+            file["unacknowledged"],
+            file.pointer("/checkpoint/offset")
+                .unwrap_or(&serde_json::Value::Null),
+        );
     }
 }
 

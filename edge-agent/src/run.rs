@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_credential_types::Credentials;
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
@@ -49,7 +48,7 @@ pub(crate) fn run(args: RunArgs) -> ExitCode {
     }
 }
 
-fn init_logging(format: LogFormat) {
+pub(crate) fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
@@ -62,32 +61,9 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-fn region(config: &AgentConfig) -> String {
-    config
-        .region
-        .clone()
-        .or_else(|| std::env::var("AWS_REGION").ok().filter(|r| !r.is_empty()))
-        .or_else(|| {
-            std::env::var("AWS_DEFAULT_REGION")
-                .ok()
-                .filter(|r| !r.is_empty())
-        })
-        .unwrap_or_else(|| "us-east-1".into())
-}
-
 fn start(config: AgentConfig) -> Result<(), String> {
-    let creds =
-        aws_credentials_file::resolve_credentials().map_err(|e| format!("credentials: {e}"))?;
-    info!(source = %creds.source, access_key_id = %creds.access_key_id, "credentials loaded");
-    let credentials = Credentials::new(
-        creds.access_key_id.clone(),
-        creds.secret_access_key.expose().to_owned(),
-        creds.session_token.as_ref().map(|t| t.expose().to_owned()),
-        None,
-        "edge-agent",
-    );
     let endpoint = Endpoint::parse(&config.endpoint)?;
-    let client = Client::new(config.ca.as_deref(), credentials, &region(&config))
+    let client = Client::from_environment(config.ca.as_deref(), config.region.as_deref())
         .map_err(|e| e.to_string())?;
 
     std::fs::create_dir_all(&config.spool_dir).map_err(|e| {
@@ -192,7 +168,7 @@ async fn agent(
     control::serve(
         &config.spool_dir,
         Handler {
-            metadata: metadata.clone(),
+            metadata: Some(metadata.clone()),
             status,
         },
     )

@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
@@ -26,7 +26,7 @@ use tokio_rustls::TlsConnector;
 
 use super::error::UplinkError;
 
-/// The SigV4 service name of Kinesis Video Streams.
+/// The SigV4 service name of Kinesis Video Streams (the default; see [`Client::with_service`]).
 const SERVICE: &str = "kinesisvideo";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const CALL_TIMEOUT: Duration = Duration::from_secs(20);
@@ -94,7 +94,14 @@ pub(crate) struct Client {
     tls: TlsConnector,
     identity: Identity,
     region: String,
+    service: &'static str,
+    /// One kept-alive connection of whole-body calls (control plane, PutRecords), so that
+    /// a steady caller does not pay a TLS handshake per request.
+    idle: Arc<Mutex<Option<(Endpoint, Sender)>>>,
 }
+
+/// The sending half of a whole-body HTTP/1.1 connection.
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 
 impl Client {
     /// `ca`: trust only this PEM bundle (e.g. the server's `DIR/tls/ca.pem`); otherwise the
@@ -139,7 +146,45 @@ impl Client {
             tls: TlsConnector::from(Arc::new(config)),
             identity: credentials.into(),
             region: region.to_owned(),
+            service: SERVICE,
+            idle: Arc::default(),
         })
+    }
+
+    /// A client built as every agent command does: credentials from the environment or the
+    /// AWS credentials file (never the config file), the region from the config file, else
+    /// AWS_REGION / AWS_DEFAULT_REGION, else us-east-1.
+    pub(crate) fn from_environment(
+        ca: Option<&Path>,
+        region: Option<&str>,
+    ) -> Result<Self, UplinkError> {
+        let creds = aws_credentials_file::resolve_credentials()
+            .map_err(|e| UplinkError::Config(format!("credentials: {e}")))?;
+        tracing::info!(source = %creds.source, access_key_id = %creds.access_key_id, "credentials loaded");
+        let credentials = Credentials::new(
+            creds.access_key_id.clone(),
+            creds.secret_access_key.expose().to_owned(),
+            creds.session_token.as_ref().map(|t| t.expose().to_owned()),
+            None,
+            "edge-agent",
+        );
+        let region = region
+            .map(str::to_owned)
+            .or_else(|| std::env::var("AWS_REGION").ok().filter(|r| !r.is_empty()))
+            .or_else(|| {
+                std::env::var("AWS_DEFAULT_REGION")
+                    .ok()
+                    .filter(|r| !r.is_empty())
+            })
+            .unwrap_or_else(|| "us-east-1".into());
+        Client::new(ca, credentials, &region)
+    }
+
+    /// The same connection settings and keys, signing for another service (`kinesis` for
+    /// the log tailer).
+    pub(crate) fn with_service(mut self, service: &'static str) -> Self {
+        self.service = service;
+        self
     }
 
     async fn connect(&self, ep: &Endpoint) -> Result<Box<dyn Io>, UplinkError> {
@@ -178,7 +223,7 @@ impl Client {
         let params = v4::SigningParams::builder()
             .identity(&self.identity)
             .region(&self.region)
-            .name(SERVICE)
+            .name(self.service)
             .time(SystemTime::now())
             .settings(SigningSettings::default())
             .build()
@@ -211,7 +256,31 @@ impl Client {
             .map_err(|e| UplinkError::Config(format!("request: {e}")))
     }
 
-    /// A JSON control-plane call; returns the status and body.
+    /// A new HTTP/1.1 connection for whole-body calls.
+    async fn open(&self, ep: &Endpoint) -> Result<Sender, UplinkError> {
+        let io = self.connect(ep).await?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+            .await
+            .map_err(|e| UplinkError::Unreachable(format!("{ep}: {e}")))?;
+        tokio::spawn(conn);
+        Ok(sender)
+    }
+
+    /// The kept-alive connection to `ep`, if it is still open.
+    fn take_idle(&self, ep: &Endpoint) -> Option<Sender> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        match idle.take() {
+            Some((endpoint, sender)) if endpoint == *ep && !sender.is_closed() => Some(sender),
+            _ => None,
+        }
+    }
+
+    fn put_idle(&self, ep: &Endpoint, sender: Sender) {
+        *self.idle.lock().unwrap_or_else(|e| e.into_inner()) = Some((ep.clone(), sender));
+    }
+
+    /// A JSON control-plane call (Kinesis Video Streams: REST paths, `application/json`);
+    /// returns the status and body.
     pub(crate) async fn json_call(
         &self,
         ep: &Endpoint,
@@ -219,31 +288,59 @@ impl Client {
         body: &serde_json::Value,
     ) -> Result<(u16, Bytes), UplinkError> {
         let body = Bytes::from(serde_json::to_vec(body).unwrap_or_default());
-        let request = self.signed_request(
+        self.post(
             ep,
             path,
             &[("content-type", "application/json".into())],
-            &body,
-            Full::new(body.clone()),
-        )?;
+            body,
+        )
+        .await
+    }
+
+    /// A signed POST of a whole body (JSON 1.1 RPC calls pass their `x-amz-target` and
+    /// content type in `headers`); returns the status and body.
+    pub(crate) async fn post(
+        &self,
+        ep: &Endpoint,
+        path: &str,
+        headers: &[(&str, String)],
+        body: Bytes,
+    ) -> Result<(u16, Bytes), UplinkError> {
         let call = async {
-            let io = self.connect(ep).await?;
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
-                .await
-                .map_err(|e| UplinkError::Unreachable(format!("{ep}: {e}")))?;
-            tokio::spawn(conn);
-            let response = sender
-                .send_request(request)
-                .await
-                .map_err(|e| UplinkError::Unreachable(format!("{ep}{path}: {e}")))?;
-            let status = response.status().as_u16();
-            let bytes = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| UplinkError::Unreachable(format!("{ep}{path}: {e}")))?
-                .to_bytes();
-            Ok((status, bytes))
+            let idle = self.take_idle(ep);
+            let mut reused = idle.is_some();
+            let mut sender = match idle {
+                Some(sender) => sender,
+                None => self.open(ep).await?,
+            };
+            loop {
+                // Signed per attempt: the signature carries the time.
+                let request =
+                    self.signed_request(ep, path, headers, &body, Full::new(body.clone()))?;
+                let sent = match sender.ready().await {
+                    Ok(()) => sender.send_request(request).await,
+                    Err(e) => Err(e),
+                };
+                let response = match sent {
+                    Ok(response) => response,
+                    // The server closed the idle connection meanwhile: once more on a new one.
+                    Err(_) if reused => {
+                        reused = false;
+                        sender = self.open(ep).await?;
+                        continue;
+                    }
+                    Err(e) => return Err(UplinkError::Unreachable(format!("{ep}{path}: {e}"))),
+                };
+                let status = response.status().as_u16();
+                let bytes = response
+                    .into_body()
+                    .collect()
+                    .await
+                    .map_err(|e| UplinkError::Unreachable(format!("{ep}{path}: {e}")))?
+                    .to_bytes();
+                self.put_idle(ep, sender);
+                return Ok((status, bytes));
+            }
         };
         tokio::time::timeout(CALL_TIMEOUT, call)
             .await

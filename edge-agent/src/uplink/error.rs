@@ -57,7 +57,7 @@ impl UplinkError {
     }
 
     /// Classifies an AWS error response.
-    pub(super) fn from_response(operation: &'static str, status: u16, body: &[u8]) -> Self {
+    pub(crate) fn from_response(operation: &'static str, status: u16, body: &[u8]) -> Self {
         let json: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
         let code = json
             .get("__type")

@@ -174,14 +174,14 @@ async fn wait_backoff(
 }
 
 /// Exponential backoff with jitter: a random half to all of the current delay.
-struct Backoff {
+pub(crate) struct Backoff {
     min: Duration,
     max: Duration,
     attempt: u32,
 }
 
 impl Backoff {
-    fn new(min: Duration, max: Duration) -> Self {
+    pub(crate) fn new(min: Duration, max: Duration) -> Self {
         Backoff {
             min,
             max: max.max(min),
@@ -189,7 +189,7 @@ impl Backoff {
         }
     }
 
-    fn next(&mut self) -> Duration {
+    pub(crate) fn next(&mut self) -> Duration {
         let ceiling = self
             .min
             .saturating_mul(1u32 << self.attempt.min(16))
@@ -199,7 +199,7 @@ impl Backoff {
         Duration::from_secs_f64(jittered).max(self.min)
     }
 
-    fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.attempt = 0;
     }
 }
