@@ -111,6 +111,9 @@ try {
     };
   }, { durationMs, intervalMs }));
   report.hlsErrors = await page.evaluate(() => window.__hlsErrors);
+  // Non-fatal hls.js errors over the whole run; levelParsingError = live playlists that do
+  // not line up with the previous reload (e.g. "discontinuity sequence mismatch").
+  report.hlsWarnings = await page.evaluate(() => (window.__hlsWarnings || []).map((w) => ({ details: w.details, reason: w.reason.slice(0, 120) })));
 } catch (err) {
   report.error = String(err.message || err);
   if (!code) code = 1;

@@ -151,6 +151,7 @@ done
   echo "browser: $("$CHROMIUM_BIN" --version 2>/dev/null | head -1), playwright-core $(node -p 'require(process.argv[1]).version' "$ROOT/tests/browser/node_modules/playwright-core/package.json")"
   echo "capture: ${WIDTH}x${HEIGHT}@${FRAMERATE} ${BITRATE_KBPS} kbit/s $ENCODER, fragments ${FRAGMENT_DURATION} s, key frame every $FRAMERATE frames"
   echo "sampling: every ${INTERVAL_MS} ms for ${DURATION} s after a ${WARMUP} s warm-up"
+  echo "session (as the page asks): LIVE, FRAGMENTED_MP4, SERVER_TIMESTAMP, DiscontinuityMode $(grep -q "DiscontinuityMode: '" "$ROOT/ingest-server/web/app.js" && grep -o "DiscontinuityMode: '[A-Z_]*'" "$ROOT/ingest-server/web/app.js" | head -1 | cut -d"'" -f2 || echo 'AWS default (ALWAYS)')"
 } >"$OUT/meta.txt"
 
 NOT_IMPLEMENTED=""
@@ -215,6 +216,12 @@ else:
         errors = r.get("hlsErrors") or []
         if errors:
             verdicts.append(f"NOTE {mode}: {len(errors)} fatal hls.js error(s): {errors[:3]}")
+        warnings = r.get("hlsWarnings") or []
+        parsing = [w for w in warnings if w.get("details") == "levelParsingError"]
+        if parsing:
+            verdicts.append(f"NOTE {mode}: {len(parsing)} playlist reload(s) hls.js found inconsistent: {parsing[:2]}")
+        elif warnings:
+            verdicts.append(f"NOTE {mode}: {len(warnings)} non-fatal hls.js error(s): {sorted({w.get('details') for w in warnings})}")
         target = targets.get(mode)
         label = "standard HLS" if mode == "standard" else "LL-HLS"
         if mode == "ll" and not parts:

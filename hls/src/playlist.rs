@@ -64,7 +64,11 @@ pub struct LowLatency {
     pub can_block_reload: bool,
     /// The parts of the segment being written, after the last complete segment.
     pub pending_parts: Vec<PartRef>,
-    /// EXT-X-PRELOAD-HINT TYPE=PART with this URI: the next part, not yet complete.
+    /// EXT-X-PRELOAD-HINT TYPE=PART with this URI: the next part, not yet complete. A live
+    /// playlist should always have one (also between two segments, for part 0 of the next),
+    /// so that it never ends with a complete segment: hls.js 1.7 then takes that segment for
+    /// the one being written (its `fragmentHint`), and reports a "discontinuity sequence
+    /// mismatch" on the next reload when the next segment starts a discontinuity.
     pub preload_hint_uri: Option<String>,
     /// The segment being written starts a discontinuity: EXT-X-DISCONTINUITY goes before its
     /// parts, as it will before its EXTINF once complete (players check the discontinuity

@@ -246,6 +246,61 @@ fn ll_hls_tags_are_placed_as_the_spec_says() {
 }
 
 #[test]
+fn ll_hls_between_two_segments_ends_with_the_hint_of_the_next() {
+    // The last segment is complete and nothing of the next one has arrived: the playlist
+    // still ends with the next segment (its discontinuity, then the hint of its first part),
+    // never with a complete segment's URI (hls.js would take that segment for the one being
+    // written).
+    let segments = vec![SegmentRef {
+        uri: "seg10.m4s".into(),
+        duration_s: 1.0,
+        discontinuity: true,
+        parts: vec![PartRef {
+            uri: "seg10-part0.m4s".into(),
+            duration_s: 1.0,
+            independent: true,
+        }],
+        ..SegmentRef::default()
+    }];
+    let options = MediaPlaylistOptions {
+        media_sequence: 10,
+        discontinuity_sequence: 4,
+        init_uri: Some("init.mp4".into()),
+        low_latency: Some(LowLatency {
+            part_target_s: 1.0,
+            part_hold_back_s: 3.0,
+            can_block_reload: true,
+            pending_parts: Vec::new(),
+            preload_hint_uri: Some("next-part0.m4s".into()),
+            pending_discontinuity: true,
+        }),
+        ..MediaPlaylistOptions::default()
+    };
+    let text = media_playlist(&segments, &options);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
+    assert_eq!(
+        lines[lines.len() - 3..],
+        [
+            "seg10.m4s",
+            "#EXT-X-DISCONTINUITY",
+            "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"next-part0.m4s\""
+        ],
+        "{text}"
+    );
+    assert!(text.contains("#EXT-X-DISCONTINUITY-SEQUENCE:4\n"), "{text}");
+    // Ended playlists have nothing pending.
+    let ended = MediaPlaylistOptions {
+        ended: true,
+        ..options
+    };
+    let text = media_playlist(&segments, &ended);
+    assert!(
+        !text.contains("PRELOAD-HINT") && text.trim_end().ends_with("#EXT-X-ENDLIST"),
+        "{text}"
+    );
+}
+
+#[test]
 fn dash_manifest_plays_in_ffprobe() {
     use hls::dash::{DashSegment, MpdOptions, mpd};
     let fragments = fragments();

@@ -6,8 +6,9 @@
 //
 // Query parameters: `stream=NAME` plays that stream after sign-in; `ll=0` turns hls.js
 // lowLatencyMode off (standard HLS behaviour even when the playlist has LL-HLS parts).
-// Hooks for tests and benchmarks: `window.__hlsErrors` (every fatal hls.js error) and
-// `window.__player` (see the end of this file).
+// Hooks for tests and benchmarks: `window.__hlsErrors` (every fatal hls.js error),
+// `window.__hlsWarnings` (the non-fatal ones, at most 200) and `window.__player` (see the end
+// of this file).
 
 import { AwsClient } from './vendor/aws4fetch-1.0.20/aws4fetch.esm.mjs';
 import { fragmentMetadata, scanTags } from './ebml.mjs';
@@ -34,6 +35,7 @@ const el = {
 };
 
 window.__hlsErrors = [];
+window.__hlsWarnings = [];
 
 const state = {
   client: null, // AwsClient once signed in
@@ -227,9 +229,8 @@ function sessionRequest(selector) {
     StreamName: state.stream.StreamName,
     ContainerFormat: 'FRAGMENTED_MP4',
     DisplayFragmentTimestamp: 'ALWAYS',
-    // Only real gaps become discontinuities (AWS's default with server timestamps marks every
-    // fragment, which makes players reset their timeline at each one).
-    DiscontinuityMode: 'ON_DISCONTINUITY',
+    // DiscontinuityMode: AWS's default (ALWAYS with server timestamps, NEVER with producer
+    // timestamps), as any AWS client gets it.
     Expires: SESSION_EXPIRES_S,
     ...selector,
   };
@@ -354,16 +355,20 @@ function play(url, mode, gen = ++state.generation) {
 }
 
 function onHlsError(hls, data, gen) {
-  if (!data.fatal) return;
-  const Hls = window.Hls;
-  window.__hlsErrors.push({
+  const entry = {
     at: new Date().toISOString(),
     type: data.type,
     details: data.details,
     reason: data.reason || data.error?.message || '',
     status: data.response?.code ?? null,
     url: (data.url || data.frag?.url || '').split('?')[0], // without the session token
-  });
+  };
+  if (!data.fatal) {
+    if (window.__hlsWarnings.length < 200) window.__hlsWarnings.push({ ...entry, reason: entry.reason.slice(0, 300) });
+    return;
+  }
+  const Hls = window.Hls;
+  window.__hlsErrors.push(entry);
   if (gen !== state.generation || hls !== state.hls) return;
   if (state.recoveries++ < 3) {
     setStatus(`Playback error (${data.details}); recovering…`, 'warn');

@@ -2,8 +2,11 @@
 // The browser test: headless Debian Chromium (playwright-core) opens the ingest-server web page,
 // signs in through its form, picks a stream and plays it LIVE with hls.js. Passes when the
 // video's currentTime advances by at least --min-advance seconds over --seconds seconds, hls.js
-// reported no fatal error (window.__hlsErrors), the page threw nothing, and (with --expect-tag)
-// the tag panel beside the video shows the tag. Always saves a screenshot (--screenshot) and
+// reported no fatal error (window.__hlsErrors) and no playlist-consistency error at all (its
+// non-fatal levelParsingError, e.g. "discontinuity sequence mismatch", in
+// window.__hlsWarnings), the page threw nothing, and (with --expect-tag) the tag panel beside
+// the video shows the tag. The report counts the media playlists the player loaded and the
+// EXT-X-DISCONTINUITY tags in them (the session's DiscontinuityMode at work). Always saves a screenshot (--screenshot) and
 // prints a JSON report on stdout. Exit status: 0 passed, 1 failed, 2 bad usage.
 //
 //   node tests/browser/play.mjs --url https://127.0.0.1:8443/ --credentials DATA_DIR/credentials \
@@ -39,6 +42,19 @@ const creds = readCredentials(args.credentials, args.profile);
 const { browser, context } = await launch();
 const page = await context.newPage();
 const log = watch(page);
+const playlists = { loaded: 0, withDiscontinuity: 0, discontinuityTags: 0 };
+page.on('response', async (response) => {
+  if (!response.url().includes('/getHLSMediaPlaylist.m3u8')) return;
+  try {
+    const text = await response.text();
+    const tags = (text.match(/^#EXT-X-DISCONTINUITY$/gm) || []).length;
+    playlists.loaded++;
+    playlists.discontinuityTags += tags;
+    if (tags) playlists.withDiscontinuity++;
+  } catch {
+    // The page went away mid-response.
+  }
+});
 try {
   await signIn(page, args.url, creds);
   await pickStream(page, args.stream);
@@ -97,6 +113,7 @@ try {
 
 try {
   report.hlsErrors = await page.evaluate(() => window.__hlsErrors || null);
+  report.hlsWarnings = await page.evaluate(() => window.__hlsWarnings || null);
   report.lowLatencyPlaylist = await page.evaluate(() => window.__player?.lowLatencyPlaylist ?? null);
   report.status = await page.evaluate(() => document.getElementById('status').textContent);
 } catch (err) {
@@ -104,6 +121,9 @@ try {
 }
 if (report.hlsErrors === null) fail('the page exposes no window.__hlsErrors');
 else if (report.hlsErrors?.length) fail(`hls.js fatal errors: ${JSON.stringify(report.hlsErrors)}`);
+const inconsistent = (report.hlsWarnings || []).filter((w) => w.details === 'levelParsingError' || /sequence mismatch/.test(w.reason));
+if (inconsistent.length) fail(`hls.js found the live playlists inconsistent: ${JSON.stringify(inconsistent)}`);
+report.playlists = playlists;
 if (log.pageErrors.length) fail(`uncaught page errors: ${log.pageErrors.join('; ')}`);
 report.console = log.console;
 report.failedRequests = log.failedRequests;

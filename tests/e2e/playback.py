@@ -206,3 +206,124 @@ def without_codec_private(kvs: ebml.KvsMkv) -> ebml.KvsMkv:
     header = kvs.header[: tracks.start] + ebml.element(ebml.TRACKS, entries, 4)
     assert kvs.header[tracks.end :] == b"", "Tracks is the last element of the header"
     return ebml.KvsMkv(header, kvs.fragments, kvs.trailer, kvs.timecode_base)
+
+
+# ------------------------------------------------------------------ hls.js playlist model
+@dataclass
+class HlsJsFrag:
+    """A fragment as hls.js 1.7 sees it after parsing a media playlist."""
+
+    sn: int
+    cc: int
+    duration: float
+    uri: str | None
+
+
+@dataclass
+class HlsJsDetails:
+    start_sn: int
+    end_sn: int
+    start_cc: int
+    fragments: list[HlsJsFrag]
+    hint: HlsJsFrag | None  # LevelDetails.fragmentHint
+
+
+def hlsjs_parse(text: str) -> HlsJsDetails:
+    """A port of what hls.js 1.7 (src/loader/m3u8-parser.ts, parseLevelPlaylist) does with
+    media sequence numbers, discontinuities and parts, including its quirk: the `frag`
+    variable is only replaced when a line follows a segment's URI, so a playlist with parts
+    that ends with a complete segment makes that segment its own fragmentHint."""
+    counter = 0
+    current_sn = 0
+    start_cc = 0
+    fragments: list[HlsJsFrag] = []
+    frag = HlsJsFrag(sn=0, cc=0, duration=0.0, uri=None)
+    duration_set = False
+    prev_frag: HlsJsFrag | None = None
+    create_next = False
+    has_parts = False
+    for line in (l.strip() for l in text.splitlines()):
+        if not line:
+            continue
+        if create_next:
+            create_next = False
+            frag = HlsJsFrag(sn=current_sn, cc=counter, duration=0.0, uri=None)
+            duration_set = False
+        if line.startswith("#EXTINF:"):
+            frag.duration = float(line[8:].split(",")[0])
+            duration_set = True
+        elif not line.startswith("#"):
+            if duration_set:
+                frag.sn, frag.cc, frag.uri = current_sn, counter, line
+                fragments.append(frag)
+                prev_frag = frag
+                current_sn += 1
+                create_next = True
+        elif line.startswith("#EXT-X-MEDIA-SEQUENCE:"):
+            current_sn = int(line.split(":", 1)[1])
+        elif line.startswith("#EXT-X-DISCONTINUITY-SEQUENCE:"):
+            start_cc = counter = int(line.split(":", 1)[1])
+            for f in fragments:
+                f.cc = counter
+        elif line == "#EXT-X-DISCONTINUITY":
+            counter += 1
+        elif line.startswith("#EXT-X-PART:"):
+            has_parts = True
+            frag.duration += float(_attr(line.split(":", 1)[1], "DURATION") or 0)
+    hint = None
+    if prev_frag is not None and prev_frag.uri is None:
+        fragments.pop()
+        hint = prev_frag if has_parts else None
+    elif has_parts:
+        frag.cc = counter
+        hint = frag
+    start_sn = fragments[0].sn if fragments else 0
+    end_sn = fragments[-1].sn if fragments else 0
+    return HlsJsDetails(start_sn, end_sn, start_cc, fragments, hint)
+
+
+def hlsjs_merge_error(old: HlsJsDetails, new: HlsJsDetails) -> str | None:
+    """hls.js 1.7's check when a live playlist is reloaded (src/utils/level-helper.ts,
+    mergeDetails -> mapFragmentIntersection): the error it raises, or None. The hint of the
+    old playlist takes part when it has a duration (parts); the new one always does."""
+    start = max(old.start_sn, new.start_sn) - new.start_sn
+    end = (1 if old.hint else 0) + min(old.end_sn, new.end_sn) - new.start_sn
+    delta = new.start_sn - old.start_sn
+    new_frags = new.fragments + ([new.hint] if new.hint else [])
+    old_frags = old.fragments + ([old.hint] if old.hint and old.hint.duration else [])
+    for i in range(start, end + 1):
+        if not (0 <= delta + i < len(old_frags)) or not (0 <= i < len(new_frags)):
+            continue
+        o, n = old_frags[delta + i], new_frags[i]
+        if o.uri and n.uri and o.uri.split("?")[0] != n.uri.split("?")[0]:
+            return f"media sequence mismatch {n.sn}"
+        if o.cc != n.cc:
+            return f"discontinuity sequence mismatch ({o.cc}!={n.cc}) at sn {n.sn}"
+    return None
+
+
+def discontinuity_sequence_numbers(text: str) -> dict[int, int]:
+    """RFC 8216bis: each segment's Discontinuity Sequence Number (EXT-X-DISCONTINUITY-SEQUENCE
+    plus the EXT-X-DISCONTINUITY tags before it), by media sequence number, for the complete
+    segments and the segment being written (when its parts or preload hint are listed)."""
+    msn, dsn = 0, 0
+    out: dict[int, int] = {}
+    pending = False
+    for line in (l.strip() for l in text.splitlines()):
+        if not line:
+            continue
+        if line.startswith("#EXT-X-MEDIA-SEQUENCE:"):
+            msn = int(line.split(":", 1)[1])
+        elif line.startswith("#EXT-X-DISCONTINUITY-SEQUENCE:"):
+            dsn = int(line.split(":", 1)[1])
+        elif line == "#EXT-X-DISCONTINUITY":
+            dsn += 1
+        elif line.startswith(("#EXT-X-PART:", "#EXT-X-PRELOAD-HINT:")):
+            pending = True
+        elif not line.startswith("#"):
+            out[msn] = dsn
+            msn += 1
+            pending = False
+    if pending:
+        out[msn] = dsn
+    return out

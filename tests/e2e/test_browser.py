@@ -169,7 +169,10 @@ def test_browser_refuses_wrong_keys(server, tmp_path):
 def test_browser_plays_live_stream(server, tmp_path):
     """Chromium plays the edge agent's LIVE stream through the page: currentTime advances by
     >= 8 s over 10 s, no fatal hls.js error, the agent's metadata tag is shown beside the
-    video; the screenshot is saved under tests/artifacts/."""
+    video; the screenshot is saved under tests/artifacts/. The page asks for AWS's default
+    DiscontinuityMode (ALWAYS with server timestamps: a discontinuity before every fragment)
+    and plays LL-HLS (lowLatencyMode): hls.js must find every reloaded playlist consistent
+    with the one before (no "discontinuity sequence mismatch", fatal or not)."""
     require_browser()
     stream = unique_name("web-live")
     agent = Agent(tmp_path / "spool", tmp_path, "web-agent")
@@ -198,12 +201,20 @@ def test_browser_plays_live_stream(server, tmp_path):
         )
         print(f"\nbrowser test: {time.monotonic() - t0:.1f} s; screenshot: {screenshot}")
         assert report is not None, f"play.mjs printed no report (exit {code}):\n{err}"
-        summary = {k: report.get(k) for k in ("advance", "wallSeconds", "latencySeconds", "lowLatencyPlaylist", "fragmentInfo", "status")}
+        summary = {k: report.get(k) for k in ("advance", "wallSeconds", "latencySeconds", "lowLatencyPlaylist", "playlists", "fragmentInfo", "status")}
         print(json.dumps(summary, indent=2))
         assert screenshot.exists(), report
         assert code == 0 and report["ok"], f"play.mjs failed: {report['failures']}\nconsole: {report.get('console')}\nfailed requests: {report.get('failedRequests')}"
         assert report["advance"] >= 8, report
         assert report["hlsErrors"] == [], report
+        assert report["lowLatencyPlaylist"] is True, report
+        inconsistent = [w for w in report["hlsWarnings"] if w["details"] == "levelParsingError" or "mismatch" in w["reason"]]
+        assert inconsistent == [], inconsistent
+        # ALWAYS: the playlists carry a discontinuity before every fragment; the player
+        # reloaded them many times (blocking reloads) over the 10 s.
+        playlists = report["playlists"]
+        assert playlists["loaded"] >= 20 and playlists["withDiscontinuity"] == playlists["loaded"], playlists
+        assert playlists["discontinuityTags"] >= 3 * playlists["loaded"], playlists
         assert agent.running, agent.describe()
     finally:
         agent.stop(timeout=15)

@@ -11,18 +11,20 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from agent import Agent, agent_env
 from conftest import unique_name
+from playback import discontinuity_sequence_numbers, hlsjs_merge_error, hlsjs_parse
 
 FPS = 30
 ARGS = ("--width", "320", "--height", "240", "--framerate", str(FPS), "--keyframe-interval", str(FPS), "--fragment-duration", "1")
 PART = re.compile(r'#EXT-X-PART:DURATION=([0-9.]+),URI="([^"]+)"(,INDEPENDENT=YES)?')
 
 
-def media_playlist_url(server, stream: str) -> tuple[str, httpx.Client]:
+def media_playlist_url(server, stream: str, **extra) -> tuple[str, httpx.Client]:
     url = server.archived().get_hls_streaming_session_url(
-        StreamName=stream, PlaybackMode="LIVE", ContainerFormat="FRAGMENTED_MP4", DisplayFragmentTimestamp="ALWAYS"
+        StreamName=stream, PlaybackMode="LIVE", ContainerFormat="FRAGMENTED_MP4", DisplayFragmentTimestamp="ALWAYS", **extra
     )["HLSStreamingSessionURL"]
     client = httpx.Client(verify=server.ca_file, timeout=20)
     master = client.get(url)
@@ -36,6 +38,22 @@ def tail_after_last_segment(playlist: str) -> str:
     lines = playlist.splitlines()
     last = max(i for i, line in enumerate(lines) if line.startswith("#EXTINF"))
     return "\n".join(lines[last + 2 :])
+
+
+def fragment_numbers_by_msn(playlist: str) -> dict[int, str]:
+    """Media sequence number -> fragment number, for the complete segments and the segment
+    being written (from its parts)."""
+    found = re.search(r"#EXT-X-MEDIA-SEQUENCE:(\d+)", playlist)
+    msn = int(found.group(1)) if found else 0
+    out: dict[int, str] = {}
+    for line in playlist.splitlines():
+        number = re.search(r"FragmentNumber=(\d+)", line)
+        if line.startswith("#EXT-X-PART:") and number:
+            out[msn] = number.group(1)
+        elif line and not line.startswith("#"):
+            out[msn] = number.group(1)
+            msn += 1
+    return out
 
 
 def test_ll_hls_parts_blocking_reload_and_preload_hint(server, tmp_path):
@@ -103,6 +121,83 @@ def test_ll_hls_parts_blocking_reload_and_preload_hint(server, tmp_path):
         # A part that never comes is refused after the wait, not served empty.
         bad = re.sub(r"Part=\d+", "Part=999", hint)
         assert client.get(base + bad).status_code == 404
+    finally:
+        agent.stop(timeout=15)
+
+
+@pytest.mark.parametrize("mode", [None, "ON_DISCONTINUITY"], ids=["default-ALWAYS", "ON_DISCONTINUITY"])
+def test_ll_hls_discontinuities_consistent_across_blocking_reloads(server, tmp_path, mode):
+    """A LIVE session with AWS's default DiscontinuityMode for SERVER_TIMESTAMP (ALWAYS: an
+    EXT-X-DISCONTINUITY before every fragment; and ON_DISCONTINUITY, where the agent's
+    continuous stream has none), reloaded for ~10 s the way hls.js does with
+    lowLatencyMode (a blocking reload for the next part each time): every segment keeps its
+    discontinuity sequence number across reloads (RFC 8216bis), hls.js's own reload check
+    (ported in playback.hlsjs_merge_error) finds no mismatch, and every playlist ends with the
+    segment being written (its parts and a preload hint), also between two fragments, where
+    the hint names the next segment by media sequence number and serves its first part."""
+    stream = unique_name("ll-disc")
+    agent = Agent(tmp_path / "spool", tmp_path, "ll-disc-agent")
+    try:
+        agent.start(server.endpoint, stream, ca=server.ca_file, args=ARGS, env=agent_env(server))
+        agent.wait_status(lambda s: s["fragments"]["acked"] >= 3, 40, "three acknowledged fragments")
+        url, client = media_playlist_url(server, stream, **({"DiscontinuityMode": mode} if mode else {}))
+        base = url.rsplit("/", 1)[0] + "/"
+        token = re.search(r"SessionToken=([^&]+)", url).group(1)
+        dsn_of: dict[int, int] = {}
+        previous = None
+        reloads = 0
+        between = 0  # playlists written between two fragments
+        hinted: tuple[int, bytes] | None = None  # (msn, part 0 fetched by media sequence number)
+        verified = False
+        text = client.get(url).text
+        t0 = time.monotonic()
+        while True:
+            lines = [line for line in text.splitlines() if line.strip()]
+            assert lines[-1].startswith("#EXT-X-PRELOAD-HINT:TYPE=PART,URI="), f"reload {reloads} ends without the segment being written:\n{text}"
+            segments = len(re.findall(r"^#EXTINF:", text, re.M))
+            if mode is None:
+                # ALWAYS: a discontinuity before every segment listed (and the one being written).
+                assert text.count("#EXT-X-DISCONTINUITY\n") >= segments, text
+            else:
+                assert "#EXT-X-DISCONTINUITY\n" not in text, text
+            for msn, dsn in discontinuity_sequence_numbers(text).items():
+                assert dsn_of.setdefault(msn, dsn) == dsn, f"msn {msn}: discontinuity sequence {dsn_of[msn]} before, {dsn} in reload {reloads}:\n{text}"
+            details = hlsjs_parse(text)
+            if previous is not None:
+                error = hlsjs_merge_error(previous, details)
+                assert error is None, f"hls.js would report {error} on reload {reloads}:\n{text}"
+            previous = details
+            tail = tail_after_last_segment(text)
+            if "MediaSequenceNumber=" in lines[-1]:
+                # The last fragment stored, the next one not started: nothing of it is known
+                # but its place in the session, which the hint names.
+                between += 1
+                hint = re.search(r'URI="([^"]+)"', lines[-1]).group(1)
+                assert not PART.search(tail) and "&Part=0&" in hint, text
+                assert int(re.search(r"MediaSequenceNumber=(\d+)", hint).group(1)) == details.end_sn + 1, text
+                if hinted is None:
+                    r = client.get(base + hint)
+                    assert r.status_code == 200 and len(r.content) > 100, r.text
+                    hinted = (details.end_sn + 1, r.content)
+            elif hinted is not None and not verified:
+                # Once the fragment is known, its part 0 by fragment number is the same part.
+                numbers = fragment_numbers_by_msn(text)
+                if hinted[0] in numbers:
+                    part0 = client.get(base + f"getMP4MediaFragment.mp4?FragmentNumber={numbers[hinted[0]]}&Part=0&SessionToken={token}&TrackNumber=1")
+                    assert part0.status_code == 200 and part0.content == hinted[1]
+                    verified = True
+            if time.monotonic() - t0 > 10 and verified or time.monotonic() - t0 > 30:
+                break
+            # hls.js (lowLatencyMode): the part after the last one listed.
+            msn = details.end_sn + 1
+            part = len(PART.findall(tail))
+            text = client.get(url + f"&_HLS_msn={msn}&_HLS_part={part}").text
+            reloads += 1
+        assert reloads >= 20, f"only {reloads} blocking reloads in {time.monotonic() - t0:.1f} s"
+        assert between and verified, f"{between} playlists between two fragments in 30 s, hinted part checked: {verified}"
+        # A media sequence number beyond the next one is not part of the session.
+        far = f"getMP4MediaFragment.mp4?MediaSequenceNumber={details.end_sn + 100}&Part=0&SessionToken={token}&TrackNumber=1"
+        assert client.get(base + far).status_code == 404
     finally:
         agent.stop(timeout=15)
 

@@ -7,7 +7,7 @@
 //! | `/hls/v1/getHLSMediaPlaylist.m3u8` | HLS | `SessionToken`, `TrackNumber=1` |
 //! | `/dash/v1/getDASHManifest.mpd` | DASH | `SessionToken` |
 //! | `/{hls,dash}/v1/getMP4InitFragment.mp4` | fMP4 | `SessionToken`, `TrackNumber=1`, optional `FragmentNumber` (the fragment whose track it is) |
-//! | `/{hls,dash}/v1/getMP4MediaFragment.mp4` | fMP4 | `SessionToken`, `TrackNumber=1`, `FragmentNumber` or (DASH) `MediaSequenceNumber` |
+//! | `/{hls,dash}/v1/getMP4MediaFragment.mp4` | fMP4 | `SessionToken`, `TrackNumber=1`, `FragmentNumber` or (DASH) `MediaSequenceNumber`; LL-HLS parts add `Part` (`MediaSequenceNumber` only in the preload hint written between two fragments) |
 //! | `/hls/v1/getTSFragment.ts` | HLS MPEG_TS | `SessionToken`, `TrackNumber=1`, `FragmentNumber` |
 //!
 //! Segments are converted from the stored fragment on each request, without re-encoding:
@@ -45,6 +45,15 @@ enum Resource {
     Init,
     Media,
     Ts,
+}
+
+/// How an LL-HLS part request names its segment.
+#[derive(Debug, Clone, Copy)]
+enum PartOf {
+    /// `FragmentNumber`: the fragment's sequence in the stream.
+    Fragment(i64),
+    /// `MediaSequenceNumber`: the segment's place in the session.
+    Msn(u64),
 }
 
 /// A session's current segments, as of one playlist request.
@@ -426,7 +435,10 @@ impl VideoService {
     }
 
     /// An LL-HLS part: from the fragment being received while it is, from the store once
-    /// stored. A part not complete yet (the preload hint) is waited for.
+    /// stored. A part not complete yet (the preload hint) is waited for. The part is named by
+    /// `FragmentNumber`, or by `MediaSequenceNumber` (the preload hint written between two
+    /// fragments, before the next fragment's number is known: it is the fragment that
+    /// becomes that media sequence number, the one being received after the session's last).
     async fn part(
         &self,
         session: &Arc<Session>,
@@ -441,79 +453,119 @@ impl VideoService {
         let k: usize = part
             .parse()
             .map_err(|_| AwsError::invalid_argument("The Part query parameter is not valid."))?;
-        let number = query.get("FragmentNumber").ok_or_else(|| {
-            AwsError::new(
-                400,
-                "MissingParameter",
-                "The FragmentNumber query parameter is required.",
-            )
-        })?;
-        let seq = self.session_seq(session, number)?;
+        let target = match (
+            query.get("FragmentNumber"),
+            query.get("MediaSequenceNumber"),
+        ) {
+            (Some(number), _) => PartOf::Fragment(self.session_seq(session, number)?),
+            (None, Some(msn)) => PartOf::Msn(msn.parse().map_err(|_| {
+                AwsError::invalid_argument("The MediaSequenceNumber is not valid.")
+            })?),
+            (None, None) => {
+                return Err(AwsError::new(
+                    400,
+                    "MissingParameter",
+                    "The FragmentNumber query parameter is required.",
+                ));
+            }
+        };
+        let name = match target {
+            PartOf::Fragment(_) => format!(
+                "fragment {}",
+                query.get("FragmentNumber").unwrap_or_default()
+            ),
+            PartOf::Msn(msn) => format!("media sequence number {msn}"),
+        };
         let p = &session.params;
         let (id, origin) = (p.stream_id, p.origin_ms);
-        let (known, offset_ms, target) = {
+        if let PartOf::Fragment(seq) = target {
             let timeline = lock(session);
-            let segment = timeline.by_seq(seq);
-            let latest = timeline.window(1).last().copied();
-            let offset = segment.or(latest).map_or(0, |s| s.offset_ms);
             // Fragments the session lists, or newer ones (being received).
-            let known = segment.is_some() || seq > timeline.last_seq;
-            (known, offset, timeline.target_duration)
-        };
-        if !known {
-            return Err(not_in_session(&format!("The fragment {number}")));
+            if timeline.by_seq(seq).is_none() && seq <= timeline.last_seq {
+                return Err(not_in_session(&format!("The {name}")));
+            }
         }
+        let target_duration = lock(session).target_duration;
         let mut live = self.live.subscribe(id);
-        let deadline = tokio::time::Instant::now() + ll_hls::max_wait(target);
+        let deadline = tokio::time::Instant::now() + ll_hls::max_wait(target_duration);
         loop {
             live.borrow_and_update();
-            if let Some(partial) = self.live.partial(id).filter(|f| f.seq == seq) {
-                if let Some(mut samples) = ll_hls::partial_samples(&partial, k) {
-                    media::shift_samples(&mut samples, offset_ms);
-                    let track = ll_hls::partial_track(&partial).map_err(media::hls_error)?;
-                    let bytes = hls::fmp4::part(&track, &samples, seq as u32, origin)
-                        .map_err(media::hls_error)?;
-                    return Ok(respond(
-                        "video/mp4",
-                        &segment_cache(session, now),
-                        bytes,
-                        ctx,
-                    ));
+            let partial = self.live.partial(id);
+            // Which fragment, and where it sits on the session's media timeline.
+            let (seq, offset_ms) = match target {
+                PartOf::Fragment(seq) => {
+                    let timeline = lock(session);
+                    let segment = timeline.by_seq(seq);
+                    let latest = timeline.window(1).last().copied();
+                    (Some(seq), segment.or(latest).map_or(0, |s| s.offset_ms))
                 }
-            } else {
-                let stored = self
-                    .blocking(move |store| -> Result<Option<Vec<u8>>, LoadError> {
-                        let fragment = match media::load(store, id, seq) {
-                            Ok((_, fragment)) => fragment,
-                            Err(LoadError::Gone) => return Ok(None),
-                            Err(e) => return Err(e),
-                        };
-                        let mut fragment = fragment;
-                        media::shift(&mut fragment, offset_ms);
-                        let samples =
-                            ll_hls::stored_samples(&fragment, k).ok_or(LoadError::Gone)?;
-                        hls::fmp4::part(&fragment.track, &samples, seq as u32, origin)
-                            .map(Some)
-                            .map_err(LoadError::Convert)
-                    })
-                    .await?
-                    .map_err(|e| e.into_aws(number))?;
-                if let Some(bytes) = stored {
-                    return Ok(respond(
-                        "video/mp4",
-                        &segment_cache(session, now),
-                        bytes,
-                        ctx,
-                    ));
+                PartOf::Msn(msn) => {
+                    // The store may hold fragments the timeline has not taken yet.
+                    if lock(session).last_seq < live.borrow().latest_seq {
+                        self.refresh(session, now_ms()).await?;
+                    }
+                    let timeline = lock(session);
+                    let last = timeline.window(1).last().copied();
+                    let next_msn = last.map_or(0, |s| s.msn + 1);
+                    if let Some(segment) = timeline.by_msn(msn) {
+                        (Some(segment.meta.seq), segment.offset_ms)
+                    } else if msn == next_msn {
+                        let seq = partial
+                            .as_ref()
+                            .map(|f| f.seq)
+                            .filter(|&seq| seq > timeline.last_seq);
+                        (seq, last.map_or(0, |s| s.offset_ms))
+                    } else {
+                        return Err(not_in_session(&format!("The {name}")));
+                    }
+                }
+            };
+            if let Some(seq) = seq {
+                if let Some(partial) = partial.filter(|f| f.seq == seq) {
+                    if let Some(mut samples) = ll_hls::partial_samples(&partial, k) {
+                        media::shift_samples(&mut samples, offset_ms);
+                        let track = ll_hls::partial_track(&partial).map_err(media::hls_error)?;
+                        let bytes = hls::fmp4::part(&track, &samples, seq as u32, origin)
+                            .map_err(media::hls_error)?;
+                        return Ok(respond(
+                            "video/mp4",
+                            &segment_cache(session, now),
+                            bytes,
+                            ctx,
+                        ));
+                    }
+                } else {
+                    let number = fragment_number(id, seq);
+                    let stored = self
+                        .blocking(move |store| -> Result<Option<Vec<u8>>, LoadError> {
+                            let fragment = match media::load(store, id, seq) {
+                                Ok((_, fragment)) => fragment,
+                                Err(LoadError::Gone) => return Ok(None),
+                                Err(e) => return Err(e),
+                            };
+                            let mut fragment = fragment;
+                            media::shift(&mut fragment, offset_ms);
+                            let samples =
+                                ll_hls::stored_samples(&fragment, k).ok_or(LoadError::Gone)?;
+                            hls::fmp4::part(&fragment.track, &samples, seq as u32, origin)
+                                .map(Some)
+                                .map_err(LoadError::Convert)
+                        })
+                        .await?
+                        .map_err(|e| e.into_aws(&number))?;
+                    if let Some(bytes) = stored {
+                        return Ok(respond(
+                            "video/mp4",
+                            &segment_cache(session, now),
+                            bytes,
+                            ctx,
+                        ));
+                    }
                 }
             }
             match tokio::time::timeout_at(deadline, live.changed()).await {
                 Ok(Ok(())) => {}
-                _ => {
-                    return Err(not_in_session(&format!(
-                        "Part {k} of the fragment {number}"
-                    )));
-                }
+                _ => return Err(not_in_session(&format!("Part {k} of the {name}"))),
             }
         }
     }

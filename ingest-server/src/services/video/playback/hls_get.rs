@@ -31,6 +31,16 @@ fn part_uri(session: &Session, seq: i64, k: usize) -> String {
     )
 }
 
+/// The URI of part `k` of the segment with media sequence number `msn`: for the preload hint
+/// of a segment whose fragment has not started arriving yet (its fragment number is not known;
+/// the server resolves the number when the part is asked for).
+fn part_uri_by_msn(session: &Session, msn: u64, k: usize) -> String {
+    format!(
+        "getMP4MediaFragment.mp4?MediaSequenceNumber={msn}&Part={k}&SessionToken={}&TrackNumber=1",
+        session.token
+    )
+}
+
 /// The master playlist: one variant, the video track.
 pub(super) fn master_playlist(session: &Session) -> String {
     let track = &session.info.track;
@@ -99,10 +109,21 @@ pub(super) fn media_playlist(session: &Session, snapshot: &Snapshot) -> String {
 
 /// EXT-X-SERVER-CONTROL, EXT-X-PART-INF, the complete parts of the fragment being received
 /// and the preload hint of its next part, for LIVE fMP4 sessions.
+///
+/// A live LL-HLS playlist always ends with the segment being written: its parts so far and
+/// an EXT-X-PRELOAD-HINT, or, between two fragments (the last one stored, the next one not
+/// started), the hint of part 0 of the next media sequence number alone. It never ends with
+/// a complete segment: hls.js (1.7, `M3U8Parser.parseLevelPlaylist`) then takes that last
+/// complete segment itself as its "fragment hint" (the variable is only replaced when a line
+/// follows the URI), so the segment's media sequence number appears twice, and on the next
+/// reload `mapFragmentIntersection` compares that stale hint with the real next segment:
+/// with a discontinuity before it (every fragment under ALWAYS) that is a fatal
+/// "discontinuity sequence mismatch (N!=N+1)".
 fn low_latency(session: &Session, snapshot: &Snapshot) -> Option<LowLatency> {
     if !is_low_latency(session) {
         return None;
     }
+    let last = snapshot.window.last();
     let (pending_parts, preload_hint_uri) = match &snapshot.partial {
         Some(partial) => (
             ll_hls::parts_of_partial(partial, |k| part_uri(session, partial.seq, k)),
@@ -112,20 +133,26 @@ fn low_latency(session: &Session, snapshot: &Snapshot) -> Option<LowLatency> {
                 ll_hls::complete_parts(partial),
             )),
         ),
-        None => (Vec::new(), None),
+        None if snapshot.ended => (Vec::new(), None),
+        None => (
+            Vec::new(),
+            Some(part_uri_by_msn(session, last.map_or(0, |s| s.msn + 1), 0)),
+        ),
     };
-    let last = snapshot.window.last();
-    let pending_discontinuity = snapshot.partial.as_ref().is_some_and(|partial| {
-        match session.params.discontinuity {
-            DiscontinuityMode::Always => true,
-            DiscontinuityMode::Never => false,
-            // Judged on producer time, where the partial fragment has its only timestamp.
-            DiscontinuityMode::OnDiscontinuity => last.is_none_or(|s| {
+    // The first segment of a session has no discontinuity before it.
+    let pending_discontinuity = match (last, session.params.discontinuity) {
+        (None, _) | (_, DiscontinuityMode::Never) => false,
+        (Some(_), DiscontinuityMode::Always) => true,
+        // Judged on producer time, where the partial fragment has its only timestamp. With
+        // no partial fragment yet nothing is known; a pending segment without parts has no
+        // duration, and players do not compare those across reloads.
+        (Some(s), DiscontinuityMode::OnDiscontinuity) => {
+            snapshot.partial.as_ref().is_some_and(|partial| {
                 let end = s.meta.producer_ts_ms + s.meta.duration_ms;
                 (partial.producer_start_ms - end).abs() > DISCONTINUITY_THRESHOLD_MS
-            }),
+            })
         }
-    });
+    };
     Some(LowLatency {
         pending_discontinuity,
         part_target_s: ll_hls::PART_TARGET_MS as f64 / 1000.0,
