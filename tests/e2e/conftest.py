@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
@@ -455,6 +456,60 @@ def _show_server_log_on_failure(request):
     if rep is not None and rep.failed and "server" in request.fixturenames:
         srv = request.getfixturevalue("server")
         print(f"\n--- server log tail ({srv.log_path}) ---\n{srv.log_tail(40)}")
+
+
+# ------------------------------------------------------------ session expiry
+EXPIRY_TEST = "test_session_expiry.py::test_expired_session_token_is_refused"
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The session-expiry test needs a playback session created 300 s (AWS's shortest Expires)
+    before it runs: the first test of the run creates it, and the test runs last."""
+    expiry = [i for i in items if i.nodeid.endswith(EXPIRY_TEST)]
+    if not expiry:
+        return
+    for item in expiry:
+        items.remove(item)
+    items.extend(expiry)
+    if items[0] not in expiry:
+        items[0].fixturenames.append("early_playback_session")
+
+
+@dataclass
+class EarlySession:
+    request: dict
+    master: str
+    media: str
+    segment: str
+    expires: int
+    created: float
+    server_starts: int
+
+
+@pytest.fixture(scope="session")
+def early_playback_session(server, clip6) -> EarlySession:
+    from urllib.parse import urljoin
+
+    from playback import fetch, master_variant, parse_media_playlist
+    from test_playback import producer_range, record
+
+    rec = record(server, clip6, unique_name("expiry"))
+    request = {
+        "StreamName": rec.stream,
+        "PlaybackMode": "ON_DEMAND",
+        "HLSFragmentSelector": producer_range(rec.start_ms, rec.end_ms + 500),
+    }
+    expires = 300
+    master = server.archived().get_hls_streaming_session_url(**request, Expires=expires)["HLSStreamingSessionURL"]
+    created = time.monotonic()
+    resp = fetch(server, master)
+    assert resp.status_code == 200, resp.text
+    media = urljoin(master, master_variant(resp.text)[1])
+    resp = fetch(server, media)
+    assert resp.status_code == 200, resp.text
+    segment = urljoin(media, parse_media_playlist(resp.text).segments[0].uri)
+    assert fetch(server, segment).status_code == 200
+    return EarlySession(request, master, media, segment, expires, created, server.starts)
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
