@@ -403,9 +403,24 @@ impl ShardLog {
     }
 
     /// Retention: deletes whole sealed segments whose newest record arrived before `ms`,
-    /// oldest first (the active segment stays). Returns the bytes freed.
+    /// oldest first. An active segment whose every record arrived before `ms` is sealed
+    /// first, so an idle shard does not keep expired records on disk. Returns the bytes
+    /// freed.
     pub fn trim_before(&self, ms: i64) -> io::Result<u64> {
         self.check_open()?;
+        {
+            let mut w = lock(&self.writer);
+            // Arrivals only grow, so the shard's newest record is the active segment's.
+            if w.failed.is_none()
+                && w.len > 0
+                && w.last_arrival.is_some_and(|a| a < ms)
+                && let Err(e) = self.roll(&mut w)
+            {
+                let (kind, message) = (e.kind(), e.to_string());
+                self.fail(&mut w, e);
+                return Err(io::Error::new(kind, message));
+            }
+        }
         let doomed: Vec<Segment> = {
             let mut view = write_view(&self.view);
             let sealed = view.segments.len().saturating_sub(1);

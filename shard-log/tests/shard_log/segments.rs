@@ -148,11 +148,18 @@ async fn trim_before_deletes_old_sealed_segments() {
     assert_eq!(log.read(0, 1, usize::MAX).unwrap()[0].sequence, first);
     assert_eq!(log.sequence_at_time(i64::MIN).unwrap(), first);
 
-    // The active segment is never trimmed; the sequence goes on.
+    // Once every record has expired, the active segment is sealed and deleted too: an
+    // empty active segment is left and the sequence goes on.
     log.trim_before(i64::MAX).unwrap();
     assert_eq!(files(&sdir, "log").len(), 1);
     assert_eq!(files(&sdir, "idx").len(), 0);
+    assert_eq!(base_of(&files(&sdir, "log")[0]), end);
+    assert!(read_all(&log).is_empty());
+    assert_eq!(log.first_sequence(), end);
     assert_eq!(log.next_sequence(), end);
+    // An empty active segment is not rolled again.
+    log.trim_before(i64::MAX).unwrap();
+    assert_eq!(files(&sdir, "log").len(), 1);
     let a = log.append(vec![rec("k", "after")]).await.unwrap();
     assert_eq!(a[0].sequence, end);
 
