@@ -324,7 +324,11 @@ pub(in super::super) fn get_shard_iterator(svc: &Svc, input: &Doc) -> Result<Doc
         Some(ix) => errors::shard_does_not_exist(&shard_id(ix), &stream_name, &account),
         None => errors::shard_not_found(&shard_text, &stream_name, &account),
     };
-    let found = svc.read_stream(input, |stream| {
+    // AWS names the shard, not the stream, when the stream does not exist.
+    if !svc.lock().streams.contains_key(&stream_name) {
+        return Err(missing());
+    }
+    svc.read_stream(input, |stream| {
         let shard = resolve_shard(stream, &shard_text, &account)?;
         let handle = stream.runtime.handles.get(&shard.index).ok_or_else(|| {
             errors::shard_does_not_exist(&shard.id(), &stream.name, &account)
@@ -403,14 +407,6 @@ pub(in super::super) fn get_shard_iterator(svc: &Svc, input: &Doc) -> Result<Doc
             issued_ms: now_ms(),
         });
         Ok(Doc::map().with("ShardIterator", token))
-    });
-    // AWS names the shard, not the stream, when the stream does not exist.
-    found.map_err(|e| {
-        if e.message.starts_with("Stream ") && e.code == "ResourceNotFoundException" {
-            missing()
-        } else {
-            e
-        }
     })
 }
 
