@@ -112,22 +112,12 @@ SPOOL="$WORK_DIR/spool"
 STATIC="$WORK_DIR/static"
 STREAM="bench-hls-fanout"
 mkdir -p "$DATA"
-PORT=$(free_port)
-NO_COLOR=1 RUST_LOG="${RUST_LOG:-warn,ingest_server=info}" "$SERVER" --data-dir "$DATA" \
-  --listen "127.0.0.1:$PORT" --data-listen "127.0.0.1:$((PORT + 1))" >"$OUT/server.log" 2>&1 &
-SERVER_PID=$!
-for _ in $(seq 1 150); do
-  grep -qi listening "$OUT/server.log" && break
-  kill -0 "$SERVER_PID" 2>/dev/null || { cat "$OUT/server.log" >&2; exit 1; }
-  sleep 0.1
-done
-grep -qi listening "$OUT/server.log" || { echo "server did not start:" >&2; cat "$OUT/server.log" >&2; exit 1; }
+start_ingest_server "$DATA" "$OUT/server.log" || { stop_pid "$INGEST_PID" 5; exit 1; }
+SERVER_PID=$INGEST_PID PORT=$INGEST_PORT
 ENDPOINT="https://127.0.0.1:$PORT"
 log "server: pid $SERVER_PID on $ENDPOINT, data $DATA"
 
-env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN -u AWS_DEFAULT_REGION \
-  AWS_SHARED_CREDENTIALS_FILE="$DATA/credentials" AWS_PROFILE=default AWS_REGION=us-west-2 \
-  AWS_CONFIG_FILE=/dev/null NO_COLOR=1 \
+with_server_credentials "$DATA" \
   "$AGENT" run --endpoint "$ENDPOINT" --ca "$DATA/tls/ca.pem" --stream "$STREAM" --create-stream \
   --spool-dir "$SPOOL" --source test --width "$WIDTH" --height "$HEIGHT" --framerate "$FRAMERATE" \
   --bitrate-kbps "$BITRATE_KBPS" --encoder "$ENCODER" --keyframe-interval "$FRAMERATE" \

@@ -36,6 +36,8 @@ set -euo pipefail
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$BENCH_DIR/.." && pwd)"
+# shellcheck source=bench/lib.sh
+source "$BENCH_DIR/lib.sh"
 DURATION="${DURATION:-60}"
 WARMUP="${WARMUP:-10}"
 INTERVAL_MS="${INTERVAL_MS:-500}"
@@ -57,7 +59,6 @@ mkdir -p "$OUT"
 WORK_DIR="${WORK_DIR:-$(mktemp -d /tmp/hls-latency.XXXXXX)}"
 mkdir -p "$WORK_DIR"
 
-log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 # --- prerequisites -------------------------------------------------------------------------
 command -v node >/dev/null || { echo "node is needed (20 or later)" >&2; exit 1; }
@@ -78,15 +79,6 @@ if [ ! -x "$SERVER" ] || [ ! -x "$AGENT" ]; then echo "missing $SERVER or $AGENT
 # --- helpers -------------------------------------------------------------------------------
 SERVER_PID=""
 AGENT_PID=""
-stop_pid() { # stop_pid PID [timeout s]: SIGTERM, then SIGKILL after the timeout
-  local pid="$1" t="${2:-20}"
-  [ -n "$pid" ] || return 0
-  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 $((t * 10))); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
-  wait "$pid" 2>/dev/null || true
-}
 cleanup() {
   stop_pid "$AGENT_PID" 15
   stop_pid "$SERVER_PID" 10
@@ -94,37 +86,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-  local p
-  while :; do
-    p=$((30000 + RANDOM % 20000))
-    if ! ss -Htln "sport = :$p" | grep -q . && ! ss -Htln "sport = :$((p + 1))" | grep -q .; then
-      echo "$p"; return
-    fi
-  done
-}
-
 # --- server and agent ----------------------------------------------------------------------
 DATA="$WORK_DIR/server"
 SPOOL="$WORK_DIR/spool"
 STREAM="bench-hls-latency"
 mkdir -p "$DATA"
-PORT=$(free_port)
-NO_COLOR=1 RUST_LOG="${RUST_LOG:-warn,ingest_server=info}" "$SERVER" --data-dir "$DATA" \
-  --listen "127.0.0.1:$PORT" --data-listen "127.0.0.1:$((PORT + 1))" >"$OUT/server.log" 2>&1 &
-SERVER_PID=$!
-for _ in $(seq 1 150); do
-  grep -qi listening "$OUT/server.log" && break
-  kill -0 "$SERVER_PID" 2>/dev/null || { cat "$OUT/server.log" >&2; exit 1; }
-  sleep 0.1
-done
-grep -qi listening "$OUT/server.log" || { echo "server did not start:" >&2; cat "$OUT/server.log" >&2; exit 1; }
+start_ingest_server "$DATA" "$OUT/server.log" || { stop_pid "$INGEST_PID" 5; exit 1; }
+SERVER_PID=$INGEST_PID PORT=$INGEST_PORT
 ENDPOINT="https://127.0.0.1:$PORT"
 log "server: pid $SERVER_PID on $ENDPOINT, data $DATA"
 
-env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN -u AWS_DEFAULT_REGION \
-  AWS_SHARED_CREDENTIALS_FILE="$DATA/credentials" AWS_PROFILE=default AWS_REGION=us-west-2 \
-  AWS_CONFIG_FILE=/dev/null NO_COLOR=1 \
+with_server_credentials "$DATA" \
   "$AGENT" run --endpoint "$ENDPOINT" --ca "$DATA/tls/ca.pem" --stream "$STREAM" --create-stream \
   --spool-dir "$SPOOL" --source test --width "$WIDTH" --height "$HEIGHT" --framerate "$FRAMERATE" \
   --bitrate-kbps "$BITRATE_KBPS" --encoder "$ENCODER" --keyframe-interval "$FRAMERATE" \

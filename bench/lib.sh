@@ -89,6 +89,15 @@ start_ingest_server() {
   wait_log "$INGEST_PID" "$logf" listening 30 || return 1
 }
 
+# with_server_credentials DATA CMD...: runs CMD as an AWS client of the server whose data dir
+# is DATA (its credentials file, region us-west-2), ignoring the caller's AWS settings.
+with_server_credentials() {
+  local data="$1"; shift
+  env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN -u AWS_DEFAULT_REGION \
+    AWS_SHARED_CREDENTIALS_FILE="$data/credentials" AWS_PROFILE=default AWS_REGION=us-west-2 \
+    AWS_CONFIG_FILE=/dev/null NO_COLOR=1 "$@"
+}
+
 # rss_kib PID: VmRSS of a live process in KiB (empty when gone).
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null; }
 
